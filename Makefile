@@ -1,0 +1,31 @@
+# Quick start: `make demo` trains a small ViT with SMMix on real handwritten digits; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The PyTorch build to install first; override for another platform, e.g. TORCH_SPEC="torch torchvision".
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+.PHONY: install test demo lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(OFFLINE) $(PY) -m pytest -q -n 2 --durations=15
+
+demo: install
+	$(OFFLINE) $(PY) run_smmix.py --config configs/demo.yaml
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) outputs

@@ -1,0 +1,180 @@
+"""Everything that differs between the supported architectures, in one place.
+
+SMMix needs four things from a model: the attention of its last self-attention block (for the
+image attention score, Eq. 6), the token grid that score lives on, the final-layer image tokens
+(for the region labels, Eq. 10-11) and the classifier that turns pooled tokens into logits.
+
+| model_type | attention read                         | grid at 224 px | prefix tokens |
+|------------|----------------------------------------|----------------|---------------|
+| vit        | last encoder layer                     | 14×14 (P=16)   | 1 (class)     |
+| deit       | last encoder layer                     | 14×14 (P=16)   | 2 (class, distillation) |
+| swin       | last block of the last stage (windows) | 7×7            | 0             |
+
+The ``facebook/deit-*-patch16-224`` checkpoints are ViT-format (``model_type: vit``). Swin has no
+class token; its classifier pools all tokens of the last stage, so the SMMix grid is that stage's
+grid and each token covers ``H / 7`` pixels at 224 px. When the last stage holds several attention
+windows, every token's score is read inside its own window and put back at its position.
+
+Attention is recomputed from the last block's query and key projections, ``softmax(q·kᵀ·scale +
+bias)``, captured by forward hooks during the no-grad motivated forward: the model keeps its
+SDPA (or any other) attention kernel, which never materialises the attention matrix.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from smmix_hf.mixing import image_attention_score
+
+__all__ = ["SUPPORTED_MODEL_TYPES", "ArchitectureAdapter", "adapter_for"]
+
+
+class ArchitectureAdapter:
+    """A ViT-style encoder: a class token (plus ``num_prefix_tokens - 1`` more) then the patch tokens."""
+
+    model_type: ClassVar[str] = "vit"
+    num_prefix_tokens: ClassVar[int] = 1
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        self.model = model
+        self.config = model.config
+
+    @property
+    def backbone(self) -> nn.Module:
+        return getattr(self.model, self.model.base_model_prefix)
+
+    def final_norm(self) -> nn.Module:
+        """The module whose output is the final-layer token sequence ``[B, T, D]``."""
+        return self.backbone.layernorm
+
+    def classifier(self) -> nn.Module:
+        return self.model.classifier
+
+    def last_attention(self) -> nn.Module:
+        """The attention module of the block whose attention scores the tokens (Eq. 6)."""
+        return self.backbone.layers[-1].attention
+
+    def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """The ``(gh, gw)`` grid of image tokens for an input of ``image_size`` pixels."""
+        patch = self.config.patch_size
+        height, width = image_size
+        if height % patch or width % patch:
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by the patch size {patch}; "
+                f"resize images to a multiple of {patch}."
+            )
+        return height // patch, width // patch
+
+    def attention_probabilities(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """Softmax attention ``[B', heads, T, T]`` from the projected query and key ``[B', T, heads·d]``."""
+        attention = self.last_attention()
+        query, key = self._split_heads(query, attention.head_dim), self._split_heads(key, attention.head_dim)
+        logits = torch.matmul(query.float(), key.float().transpose(-1, -2)) * attention.scaling
+        return logits.softmax(dim=-1)
+
+    def score_grid(self, query: torch.Tensor, key: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        """Image attention score (Eq. 6) of every image token, on the token grid: ``[B, gh, gw]``."""
+        grid = self.token_grid(image_size)
+        scores = image_attention_score(self.attention_probabilities(query, key), self.num_prefix_tokens)
+        return scores.view(scores.shape[0], *grid)
+
+    def image_tokens(self, sequence: torch.Tensor) -> torch.Tensor:
+        """The image tokens ``[B, N, D]`` of the final sequence, prefix tokens removed."""
+        return sequence[:, self.num_prefix_tokens :]
+
+    @staticmethod
+    def _split_heads(states: torch.Tensor, head_dim: int) -> torch.Tensor:
+        return states.view(*states.shape[:-1], -1, head_dim).transpose(1, 2)
+
+
+class DeiTAdapter(ArchitectureAdapter):
+    """``model_type: deit`` (the distilled checkpoints): class and distillation tokens lead."""
+
+    model_type = "deit"
+    num_prefix_tokens = 2
+
+
+class SwinAdapter(ArchitectureAdapter):
+    """Swin: no prefix token; the grid is the last stage's, attention is read window by window."""
+
+    model_type = "swin"
+    num_prefix_tokens = 0
+
+    def last_layer(self) -> nn.Module:
+        return self.backbone.encoder.layers[-1].blocks[-1]
+
+    def last_attention(self) -> nn.Module:
+        return self.last_layer().attention
+
+    def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        patch = self.config.patch_size
+        height, width = image_size
+        downsample = patch * 2 ** (len(self.config.depths) - 1)
+        if height % downsample or width % downsample:
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by {downsample} (patch {patch} times "
+                f"the {len(self.config.depths) - 1} patch mergings); resize images to a multiple of {downsample}."
+            )
+        return height // downsample, width // downsample
+
+    def attention_probabilities(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """Window attention with Swin's relative position bias and, in a shifted block, its shift mask."""
+        attention, layer = self.last_attention(), self.last_layer()
+        query = self._split_heads(query, attention.head_dim).float()
+        key = self._split_heads(key, attention.head_dim).float()
+        logits = torch.matmul(query, key.transpose(-1, -2)) * attention.scaling
+        logits = logits + attention.relative_position_bias().float()
+        shift_mask = self._shift_mask(layer, query.device)
+        if shift_mask is not None:
+            windows = shift_mask.shape[0]
+            logits = logits.view(-1, windows, *logits.shape[1:]) + shift_mask[None, :, None]
+            logits = logits.flatten(0, 1)
+        return logits.softmax(dim=-1)
+
+    def score_grid(self, query: torch.Tensor, key: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        layer = self.last_layer()
+        gh, gw = self.token_grid(image_size)
+        window = int(layer.window_size)
+        padded_h, padded_w = -(-gh // window) * window, -(-gw // window) * window
+        per_window = image_attention_score(self.attention_probabilities(query, key), 0)
+        windows_h, windows_w = padded_h // window, padded_w // window
+        grid = per_window.view(-1, windows_h, windows_w, window, window)
+        grid = grid.permute(0, 1, 3, 2, 4).reshape(-1, padded_h, padded_w)
+        if layer.shift_size > 0:
+            grid = torch.roll(grid, shifts=(int(layer.shift_size), int(layer.shift_size)), dims=(1, 2))
+        return grid[:, :gh, :gw]
+
+    def _shift_mask(self, layer: nn.Module, device: torch.device) -> torch.Tensor | None:
+        if layer.shift_size <= 0:
+            return None
+        gh, gw = layer.input_resolution
+        window = int(layer.window_size)
+        padded_h, padded_w = -(-gh // window) * window, -(-gw // window) * window
+        return layer.get_attn_mask(padded_h, padded_w, dtype=torch.float32, device=device)
+
+
+_ADAPTERS: dict[str, type[ArchitectureAdapter]] = {
+    adapter.model_type: adapter for adapter in (ArchitectureAdapter, DeiTAdapter, SwinAdapter)
+}
+SUPPORTED_MODEL_TYPES = tuple(_ADAPTERS)
+
+
+def adapter_for(model: nn.Module) -> ArchitectureAdapter:
+    """The adapter of ``model``; an unsupported model gets an error naming the supported types."""
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in _ADAPTERS:
+        raise ValueError(
+            f"SMMix does not support model_type {model_type!r} ({type(model).__name__}); "
+            f"supported model types: {', '.join(SUPPORTED_MODEL_TYPES)}."
+        )
+    if not isinstance(getattr(model, "classifier", None), nn.Module):
+        raise ValueError(
+            f"{type(model).__name__} has no trainable `classifier` head; load the model with "
+            f"AutoModelForImageClassification (e.g. {model_type.capitalize()}ForImageClassification)."
+        )
+    return _ADAPTERS[model_type](model)

@@ -1,0 +1,124 @@
+"""``SMMixConfig``: ``TrainingArguments`` plus every SMMix knob, with the paper's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from smmix_hf.draws import MIX_METHODS
+
+__all__ = ["SMMixConfig"]
+
+CONSISTENCY_TARGETS = ("logits", "probs")
+
+
+@dataclass
+class SMMixConfig(TrainingArguments):
+    """Training arguments for :class:`~smmix_hf.SMMixTrainer`.
+
+    Defaults follow the paper's ImageNet recipe (SMMix in place of CutMix in the DeiT recipe,
+    alternating with Mixup at p = 0.5, label smoothing 0.1). Two ``TrainingArguments`` defaults
+    change: ``label_smoothing_factor`` is 0.1 and applies to every soft target, and
+    ``remove_unused_columns`` is False so the image column survives for on-the-fly transforms.
+    """
+
+    mix_method: str = field(
+        default="smmix",
+        metadata={
+            "help": "How training batches are mixed: smmix (the paper), cutmix or mixup (baselines in the "
+            "same trainer), or none.",
+            "choices": list(MIX_METHODS),
+        },
+    )
+    mixup_prob: float = field(
+        default=0.5,
+        metadata={"help": "Probability that a smmix / cutmix batch uses Mixup instead (the DeiT switch)."},
+    )
+    mixup_alpha: float = field(default=0.8, metadata={"help": "Mixup's λ ~ Beta(α, α)."})
+    cutmix_alpha: float = field(default=1.0, metadata={"help": "CutMix's λ ~ Beta(α, α)."})
+    region_scale_min: float = field(
+        default=0.25,
+        metadata={
+            "help": "Lower bound of SMMix's window side ratio δ ~ U(min, max); the window is ⌊δ·gh⌋×⌊δ·gw⌋ "
+            "tokens (Eq. 7). Tab. 8: 0.25-0.75 (default), 0.5-0.5 (fixed), 0-1."
+        },
+    )
+    region_scale_max: float = field(
+        default=0.75, metadata={"help": "Upper bound of δ; below 1 so the target keeps tokens of its own."}
+    )
+    max_min_regions: bool = field(
+        default=True,
+        metadata={
+            "help": "Pick the source's most attended and the target's least attended window (Eq. 7-8). "
+            "False draws both windows at random token-aligned positions (Tab. 7 ablation)."
+        },
+    )
+    cls_loss_weight: float = field(default=1.0, metadata={"help": "Weight of L_cls, the mixed-label CE (Eq. 9)."})
+    fine_loss_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of L_fine, the region-level CE (Eq. 10-13); 0 switches it off (Tab. 7)."},
+    )
+    consistency_loss_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of L_con, the KL consistency (Eq. 14); 0 switches it off (Tab. 7)."},
+    )
+    consistency_target: str = field(
+        default="logits",
+        metadata={
+            "help": "Target of L_con: 'logits' = softmax of the λ-mixed clean logits (official code), "
+            "'probs' = λ-mix of the clean predictions (the paper's wording).",
+            "choices": list(CONSISTENCY_TARGETS),
+        },
+    )
+    label_smoothing_factor: float = field(
+        default=0.1, metadata={"help": "Label smoothing ε in every soft target (L_cls, L_fine and Mixup/CutMix)."}
+    )
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "Kept False: on-the-fly image transforms need the raw image column."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.validate_smmix()
+
+    def validate_smmix(self) -> None:
+        """Raise a one-line ``ValueError`` for any SMMix setting that cannot work."""
+        if self.mix_method not in MIX_METHODS:
+            raise ValueError(f"mix_method must be one of {', '.join(MIX_METHODS)}; got {self.mix_method!r}.")
+        if not 0.0 <= self.mixup_prob <= 1.0:
+            raise ValueError(f"mixup_prob must be in [0, 1]; got {self.mixup_prob}.")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 (it parameterises a Beta distribution); got {getattr(self, name)}.")
+        if not 0.0 <= self.region_scale_min <= self.region_scale_max < 1.0:
+            raise ValueError(
+                "need 0 <= region_scale_min <= region_scale_max < 1; got "
+                f"region_scale_min={self.region_scale_min}, region_scale_max={self.region_scale_max}."
+            )
+        for name in ("cls_loss_weight", "fine_loss_weight", "consistency_loss_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}.")
+        if self.consistency_target not in CONSISTENCY_TARGETS:
+            raise ValueError(
+                f"consistency_target must be one of {', '.join(CONSISTENCY_TARGETS)}; got {self.consistency_target!r}."
+            )
+        if not 0.0 <= self.label_smoothing_factor < 1.0:
+            raise ValueError(f"label_smoothing_factor must be in [0, 1); got {self.label_smoothing_factor}.")
+        batch = self.per_device_train_batch_size
+        if self.mix_method != "none" and (batch < 2 or batch % 2):
+            raise ValueError(
+                f"mix_method={self.mix_method} pairs every image with another one in its device batch, so "
+                f"per_device_train_batch_size must be even and >= 2; got {batch}. Use an even batch size "
+                "or mix_method=none."
+            )
+
+    @property
+    def region_scale(self) -> tuple[float, float]:
+        return self.region_scale_min, self.region_scale_max
+
+    @property
+    def uses_motivated_forward(self) -> bool:
+        """Whether SMMix batches need the clean no-grad forward (scores or clean logits)."""
+        return self.max_min_regions or self.consistency_loss_weight > 0

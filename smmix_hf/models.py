@@ -1,0 +1,131 @@
+"""Model names, built-in architectures for training from scratch, and loading.
+
+Short names resolve to real Hub ids: ``deit-small`` and ``facebook/deit-small`` both mean
+``facebook/deit-small-patch16-224``. ``from_scratch`` builds the architecture from a built-in
+configuration with random weights and needs no network (the paper trains from scratch).
+"""
+
+from __future__ import annotations
+
+import os
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    DeiTConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    SwinConfig,
+    ViTConfig,
+    ViTImageProcessor,
+)
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
+
+__all__ = ["MODEL_ALIASES", "build_image_processor", "builtin_config", "load_model", "resolve_model_name"]
+
+_DEIT_SHAPES = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12)}
+_SWIN_SHAPES = {
+    "tiny": (96, [2, 2, 6, 2], [3, 6, 12, 24]),
+    "small": (96, [2, 2, 18, 2], [3, 6, 12, 24]),
+    "base": (128, [2, 2, 18, 2], [4, 8, 16, 32]),
+}
+
+MODEL_ALIASES: dict[str, str] = {}
+for _size in _DEIT_SHAPES:
+    MODEL_ALIASES[f"deit-{_size}"] = f"facebook/deit-{_size}-patch16-224"
+    MODEL_ALIASES[f"facebook/deit-{_size}"] = f"facebook/deit-{_size}-patch16-224"
+    MODEL_ALIASES[f"deit-{_size}-distilled"] = f"facebook/deit-{_size}-distilled-patch16-224"
+for _size in _SWIN_SHAPES:
+    MODEL_ALIASES[f"swin-{_size}"] = f"microsoft/swin-{_size}-patch4-window7-224"
+    MODEL_ALIASES[f"microsoft/swin-{_size}"] = f"microsoft/swin-{_size}-patch4-window7-224"
+MODEL_ALIASES["vit-base"] = "google/vit-base-patch16-224"
+
+
+def resolve_model_name(name: str) -> str:
+    """A short name's Hub id; local paths and full ids come back unchanged."""
+    if os.path.isdir(name):
+        return name
+    return MODEL_ALIASES.get(name.lower(), name)
+
+
+def builtin_config(model_id: str) -> PretrainedConfig:
+    """The architecture of a known Hub id, built without the network."""
+    for size, (width, heads) in _DEIT_SHAPES.items():
+        common = dict(
+            hidden_size=width,
+            num_hidden_layers=12,
+            num_attention_heads=heads,
+            intermediate_size=4 * width,
+            image_size=224,
+            patch_size=16,
+            qkv_bias=True,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
+        if model_id == f"facebook/deit-{size}-patch16-224":
+            return ViTConfig(**common)
+        if model_id == f"facebook/deit-{size}-distilled-patch16-224":
+            return DeiTConfig(**common)
+    for size, (embed_dim, depths, heads) in _SWIN_SHAPES.items():
+        if model_id == f"microsoft/swin-{size}-patch4-window7-224":
+            return SwinConfig(
+                image_size=224, patch_size=4, embed_dim=embed_dim, depths=depths, num_heads=heads, window_size=7,
+                drop_path_rate=0.1 if size == "tiny" else 0.3,
+            )
+    if model_id == "google/vit-base-patch16-224":
+        return ViTConfig()
+    known = ", ".join(sorted(set(MODEL_ALIASES)))
+    raise ValueError(f"no built-in architecture for {model_id!r} to train from scratch; known names: {known}.")
+
+
+def _scratch_config(name_or_path: str) -> PretrainedConfig:
+    if os.path.isdir(name_or_path):
+        return AutoConfig.from_pretrained(name_or_path)
+    return builtin_config(name_or_path)
+
+
+def load_model(
+    model_name_or_path: str,
+    *,
+    id2label: dict[int, str],
+    from_scratch: bool = False,
+    config_overrides: str | None = None,
+    ignore_mismatched_sizes: bool = False,
+    **hub_kwargs: object,
+) -> PreTrainedModel:
+    """An image classifier for the labels ``id2label``.
+
+    ``from_scratch`` builds the architecture (built-in config for known ids, or the ``config.json`` of a
+    local directory) with random weights; otherwise weights come from ``from_pretrained`` (the Hub or a
+    local directory). ``config_overrides`` is ``"key=value,key=value"`` applied to the configuration.
+    """
+    resolved = resolve_model_name(model_name_or_path)
+    label2id = {label: index for index, label in id2label.items()}
+    if from_scratch:
+        config = _scratch_config(resolved)
+        if config_overrides:
+            config.update_from_string(config_overrides)
+        config.num_labels, config.id2label, config.label2id = len(id2label), id2label, label2id
+        return AutoModelForImageClassification.from_config(config)
+    config = AutoConfig.from_pretrained(resolved, **hub_kwargs)
+    if config_overrides:
+        config.update_from_string(config_overrides)
+    config.id2label, config.label2id = id2label, label2id
+    return AutoModelForImageClassification.from_pretrained(
+        resolved, config=config, ignore_mismatched_sizes=ignore_mismatched_sizes, **hub_kwargs
+    )
+
+
+def build_image_processor(model: PreTrainedModel, model_name_or_path: str, from_scratch: bool, **hub_kwargs: object):
+    """The pretrained image processor, or for a model from scratch one sized to ``config.image_size``."""
+    resolved = resolve_model_name(model_name_or_path)
+    if not from_scratch or os.path.isfile(os.path.join(resolved, "preprocessor_config.json")):
+        return AutoImageProcessor.from_pretrained(resolved, **hub_kwargs)
+    size = model.config.image_size
+    return ViTImageProcessor(
+        size={"height": size, "width": size},
+        resample=PILImageResampling.BICUBIC,
+        image_mean=list(IMAGENET_DEFAULT_MEAN),
+        image_std=list(IMAGENET_DEFAULT_STD),
+    )
