@@ -91,7 +91,9 @@ class SMMixConfig(TrainingArguments):
             raise ValueError(f"mixup_prob must be in [0, 1]; got {self.mixup_prob}.")
         for name in ("mixup_alpha", "cutmix_alpha"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0 (it parameterises a Beta distribution); got {getattr(self, name)}.")
+                raise ValueError(
+                    f"{name} must be > 0 (it parameterises a Beta distribution); got {getattr(self, name)}."
+                )
         if not 0.0 <= self.region_scale_min <= self.region_scale_max < 1.0:
             raise ValueError(
                 "need 0 <= region_scale_min <= region_scale_max < 1; got "

@@ -80,7 +80,9 @@ class MixSampler:
         """The draw of one batch of images of ``image_size`` pixels on a ``grid_size`` token grid."""
         method = self.choose_method()
         if method == "mixup":
-            return MixDraw("mixup", source_fraction=float(self.numpy_generator.beta(self.mixup_alpha, self.mixup_alpha)))
+            return MixDraw(
+                "mixup", source_fraction=float(self.numpy_generator.beta(self.mixup_alpha, self.mixup_alpha))
+            )
         if method == "cutmix":
             return MixDraw("cutmix", box=self._cutmix_box(image_size))
         if method == "smmix":

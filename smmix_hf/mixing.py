@@ -85,9 +85,7 @@ def image_attention_score(attentions: torch.Tensor, num_prefix_tokens: int) -> t
     if attentions.dim() != 4 or attentions.shape[-1] != attentions.shape[-2]:
         raise ValueError(f"attentions must be [B, heads, T, T]; got shape {tuple(attentions.shape)}.")
     if not 0 <= num_prefix_tokens < attentions.shape[-1]:
-        raise ValueError(
-            f"num_prefix_tokens={num_prefix_tokens} leaves no image tokens in T={attentions.shape[-1]}."
-        )
+        raise ValueError(f"num_prefix_tokens={num_prefix_tokens} leaves no image tokens in T={attentions.shape[-1]}.")
     image_block = attentions[:, :, num_prefix_tokens:, num_prefix_tokens:]
     return image_block.float().mean(dim=(1, 2))
 
@@ -202,9 +200,7 @@ def smmix_images(
         source_index: LongTensor ``[B]``; default pairs ``i`` with ``B - 1 - i``.
     """
     if scores.dim() != 3 or scores.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"scores must be [B, gh, gw] with B={images.shape[0]}; got shape {tuple(scores.shape)}."
-        )
+        raise ValueError(f"scores must be [B, gh, gw] with B={images.shape[0]}; got shape {tuple(scores.shape)}.")
     grid_size = (scores.shape[1], scores.shape[2])
     _check_region(grid_size, region_size)
     if source_index is None:
@@ -235,9 +231,7 @@ def cutmix_images(
     return MixedBatch(mixed, source_index, (bottom - top) * (right - left) / (height * width))
 
 
-def mixup_images(
-    images: torch.Tensor, source_fraction: float, source_index: torch.Tensor | None = None
-) -> MixedBatch:
+def mixup_images(images: torch.Tensor, source_fraction: float, source_index: torch.Tensor | None = None) -> MixedBatch:
     """Mixup: ``(1 - λ)·target + λ·source`` pixel by pixel, λ = ``source_fraction``."""
     if source_index is None:
         source_index = flip_pairing(images.shape[0], device=images.device)

@@ -70,7 +70,12 @@ def builtin_config(model_id: str) -> PretrainedConfig:
     for size, (embed_dim, depths, heads) in _SWIN_SHAPES.items():
         if model_id == f"microsoft/swin-{size}-patch4-window7-224":
             return SwinConfig(
-                image_size=224, patch_size=4, embed_dim=embed_dim, depths=depths, num_heads=heads, window_size=7,
+                image_size=224,
+                patch_size=4,
+                embed_dim=embed_dim,
+                depths=depths,
+                num_heads=heads,
+                window_size=7,
                 drop_path_rate=0.1 if size == "tiny" else 0.3,
             )
     if model_id == "google/vit-base-patch16-224":

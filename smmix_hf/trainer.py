@@ -24,7 +24,6 @@ from smmix_hf.losses import (
     smoothed_one_hot,
     soft_target_cross_entropy,
 )
-from smmix_hf.model_card import write_model_card
 from smmix_hf.mixing import (
     cutmix_images,
     flip_pairing,
@@ -33,6 +32,7 @@ from smmix_hf.mixing import (
     random_window_corners,
     smmix_images,
 )
+from smmix_hf.model_card import write_model_card
 from smmix_hf.probe import SMMixProbe
 
 __all__ = ["SMMixTrainer"]
@@ -200,7 +200,7 @@ class SMMixTrainer(Trainer):
             if names:
                 sums = torch.stack([self._term_sums[name] for name in names])
                 sums = nested_gather(sums, self.args.parallel_mode).view(-1, len(names)).mean(dim=0)
-                for name, total in zip(names, sums.tolist()):
+                for name, total in zip(names, sums.tolist(), strict=True):
                     logs[name] = total / self._term_counts[name]
             batches = sum(self._method_counts.values())
             for method, count in sorted(self._method_counts.items()):
@@ -215,8 +215,11 @@ class SMMixTrainer(Trainer):
     def smmix_recipe(self) -> dict[str, object]:
         """The settings that define this run's recipe, for the model card."""
         args = self.args
-        recipe: dict[str, object] = {"mix_method": args.mix_method, "mixup_prob": args.mixup_prob,
-                                     "mixup_alpha": args.mixup_alpha}
+        recipe: dict[str, object] = {
+            "mix_method": args.mix_method,
+            "mixup_prob": args.mixup_prob,
+            "mixup_alpha": args.mixup_alpha,
+        }
         if args.mix_method == "cutmix":
             recipe["cutmix_alpha"] = args.cutmix_alpha
         if args.mix_method == "smmix":
@@ -252,7 +255,9 @@ class SMMixTrainer(Trainer):
         if not self.is_world_process_zero():
             return
         evaluations = [entry for entry in self.state.log_history if "eval_top1" in entry]
-        metrics = {key: value for key, value in evaluations[-1].items() if key.startswith("eval_")} if evaluations else None
+        metrics = (
+            {key: value for key, value in evaluations[-1].items() if key.startswith("eval_")} if evaluations else None
+        )
         write_model_card(
             self.args.output_dir,
             model_name=model_name or os.path.basename(os.path.abspath(self.args.output_dir)),

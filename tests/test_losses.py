@@ -31,7 +31,7 @@ def log_softmax(row: list[float]) -> list[float]:
 
 
 def cross_entropy(row: list[float], target: list[float]) -> float:
-    return -sum(t * lp for t, lp in zip(target, log_softmax(row)))
+    return -sum(t * lp for t, lp in zip(target, log_softmax(row), strict=True))
 
 
 @pytest.fixture
@@ -52,7 +52,10 @@ def test_mixed_label_cross_entropy_eq9(example):
     loss = soft_target_cross_entropy(logits, target)
     expected = 0.0
     for i in range(4):
-        y = [lam * s + (1 - lam) * t for s, t in zip(smoothed(labels[source[i]], 5), smoothed(labels[i], 5))]
+        y = [
+            lam * s + (1 - lam) * t
+            for s, t in zip(smoothed(labels[source[i]], 5), smoothed(labels[i], 5), strict=True)
+        ]
         expected += cross_entropy(logits[i].tolist(), y) / 4
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert smoothed_one_hot(labels, 5, EPS).sum(1).allclose(torch.ones(4))
@@ -85,14 +88,16 @@ def test_consistency_loss_eq14(example, mode):
     expected = 0.0
     for i in range(4):
         if mode == "logits":
-            mixed = [lam * s + (1 - lam) * t for s, t in zip(clean[source[i]].tolist(), clean[i].tolist())]
+            mixed = [
+                lam * s + (1 - lam) * t for s, t in zip(clean[source[i]].tolist(), clean[i].tolist(), strict=True)
+            ]
             q = [math.exp(v) for v in log_softmax(mixed)]
         else:
             p_src = [math.exp(v) for v in log_softmax(clean[source[i]].tolist())]
             p_tgt = [math.exp(v) for v in log_softmax(clean[i].tolist())]
-            q = [lam * s + (1 - lam) * t for s, t in zip(p_src, p_tgt)]
+            q = [lam * s + (1 - lam) * t for s, t in zip(p_src, p_tgt, strict=True)]
         log_p = log_softmax(logits[i].tolist())
-        expected += sum(qc * (math.log(qc) - lpc) for qc, lpc in zip(q, log_p)) / 4
+        expected += sum(qc * (math.log(qc) - lpc) for qc, lpc in zip(q, log_p, strict=True)) / 4
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert target.sum(-1).allclose(torch.ones(4))
 

@@ -48,7 +48,12 @@ def reference_smmix(images, scores, region_size, source_index):
 
 @pytest.mark.parametrize(
     ("batch", "grid", "patch", "region"),
-    [(4, (4, 4), (2, 2), (2, 2)), (5, (6, 3), (2, 3), (3, 1)), (2, (7, 7), (4, 4), (5, 5)), (6, (3, 5), (1, 2), (1, 4))],
+    [
+        (4, (4, 4), (2, 2), (2, 2)),
+        (5, (6, 3), (2, 3), (3, 1)),
+        (2, (7, 7), (4, 4), (5, 5)),
+        (6, (3, 5), (1, 2), (1, 4)),
+    ],
 )
 def test_smmix_images_matches_plain_loop(batch, grid, patch, region):
     generator = torch.Generator().manual_seed(sum(grid) + batch)

@@ -79,8 +79,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
-        print(f"top-1 = {metrics['eval_top1']:.4f}  top-5 = {metrics['eval_top5']:.4f}  "
-              f"({len(splits['validation'])} held-out images)")
+        print(
+            f"top-1 = {metrics['eval_top1']:.4f}  top-5 = {metrics['eval_top5']:.4f}  "
+            f"({len(splits['validation'])} held-out images)"
+        )
 
     if training_args.do_train:
         trainer.create_model_card(finetuned_from=base_model, dataset=dataset_name)

@@ -24,7 +24,10 @@ def load_image_dataset(data_args: DataArguments, seed: int, token: str | None = 
         if data_args.validation_dir:
             data_dirs["validation"] = data_args.validation_dir
         splits = datasets.DatasetDict(
-            {name: datasets.load_dataset("imagefolder", data_dir=path, split="train") for name, path in data_dirs.items()}
+            {
+                name: datasets.load_dataset("imagefolder", data_dir=path, split="train")
+                for name, path in data_dirs.items()
+            }
         )
     else:
         raise ValueError(

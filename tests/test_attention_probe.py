@@ -1,0 +1,107 @@
+"""The attention score read through the probe equals the eager attention of the same model (Eq. 6)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from tiny_models import tiny_deit, tiny_swin, tiny_vit
+from transformers import AutoModelForImageClassification, BeitConfig
+
+from smmix_hf.architectures import adapter_for
+from smmix_hf.mixing import image_attention_score
+from smmix_hf.probe import SMMixProbe
+
+
+def probe_scores(model, images):
+    probe = SMMixProbe(model)
+    model.eval()
+    with torch.no_grad(), probe.reading_attention(tuple(images.shape[-2:])):
+        logits = model(pixel_values=images).logits
+    probe.remove()
+    return probe.scores, logits
+
+
+def eager_attention(model, images):
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    eager.eval()
+    with torch.no_grad():
+        outputs = eager(pixel_values=images, output_attentions=True)
+    return outputs.attentions[-1], outputs.logits
+
+
+@pytest.mark.parametrize(("build", "prefix"), [(tiny_vit, 1), (tiny_deit, 2)])
+def test_vit_and_deit_scores_equal_eager_attention(build, prefix):
+    torch.manual_seed(0)
+    model, images = build(), torch.randn(3, 3, 32, 32)
+    scores, logits = probe_scores(model, images)
+    attentions, eager_logits = eager_attention(model, images)
+    assert attentions.shape == (3, 2, 16 + prefix, 16 + prefix)
+    expected = image_attention_score(attentions, prefix).view(3, 4, 4)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(logits, eager_logits, rtol=1e-4, atol=1e-5)
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_swin_single_window_scores_equal_eager_attention():
+    torch.manual_seed(0)
+    model, images = tiny_swin(window_size=8), torch.randn(2, 3, 32, 32)
+    scores, _ = probe_scores(model, images)
+    attentions, _ = eager_attention(model, images)
+    assert attentions.shape == (2, 2, 64, 64)
+    torch.testing.assert_close(scores, image_attention_score(attentions, 0).view(2, 8, 8), rtol=1e-5, atol=1e-7)
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_swin_shifted_windows_are_mapped_back_to_positions():
+    torch.manual_seed(0)
+    model, images = tiny_swin(window_size=4), torch.randn(2, 3, 32, 32)
+    scores, _ = probe_scores(model, images)
+    attentions, _ = eager_attention(model, images)
+    window, shift, grid = 4, 2, 8
+    per_window = image_attention_score(attentions, 0).view(2, 4, window * window)
+    expected = torch.empty(2, grid, grid)
+    for row in range(grid):
+        for col in range(grid):
+            shifted_row, shifted_col = (row - shift) % grid, (col - shift) % grid
+            index = (shifted_row // window) * (grid // window) + shifted_col // window
+            expected[:, row, col] = per_window[:, index, (shifted_row % window) * window + shifted_col % window]
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_region_logits_come_from_the_models_own_classifier():
+    torch.manual_seed(0)
+    model, images = tiny_vit(), torch.randn(2, 3, 32, 32)
+    model.eval()
+    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    mask[0, :2, :2] = True
+    mask[1, 1:, 1:] = True
+    probe = SMMixProbe(model)
+    with torch.no_grad(), probe.pooling_regions(mask):
+        outputs = model(pixel_values=images, output_hidden_states=True)
+    tokens = model.vit.layernorm(outputs.hidden_states[-1])[:, 1:]
+    inside = torch.stack([tokens[b][mask[b].flatten()].mean(0) for b in range(2)])
+    outside = torch.stack([tokens[b][~mask[b].flatten()].mean(0) for b in range(2)])
+    torch.testing.assert_close(probe.region_logits[0], model.classifier(inside))
+    torch.testing.assert_close(probe.region_logits[1], model.classifier(outside))
+    assert outputs.logits.shape == (2, 10)
+    class_token = model.vit.layernorm(outputs.hidden_states[-1])[:, 0]
+    torch.testing.assert_close(outputs.logits, model.classifier(class_token))
+
+
+def test_unsupported_architecture_names_supported_types():
+    model = AutoModelForImageClassification.from_config(
+        BeitConfig(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=3,
+        )
+    )
+    with pytest.raises(ValueError, match="supported model types: vit, deit, swin"):
+        adapter_for(model)

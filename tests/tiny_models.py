@@ -1,0 +1,49 @@
+"""Tiny ViT, DeiT and Swin classifiers built from configs (no network), sized for 32 px digits."""
+
+from __future__ import annotations
+
+from transformers import (
+    DeiTConfig,
+    DeiTForImageClassification,
+    PreTrainedModel,
+    SwinConfig,
+    SwinForImageClassification,
+    ViTConfig,
+    ViTForImageClassification,
+)
+
+VIT_SHAPE = dict(
+    image_size=32,
+    patch_size=8,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    num_labels=10,
+)
+
+
+def tiny_vit(**overrides) -> PreTrainedModel:
+    return ViTForImageClassification(ViTConfig(**{**VIT_SHAPE, **overrides}))
+
+
+def tiny_deit(**overrides) -> PreTrainedModel:
+    return DeiTForImageClassification(DeiTConfig(**{**VIT_SHAPE, **overrides}))
+
+
+def tiny_swin(window_size: int = 4, **overrides) -> PreTrainedModel:
+    """Two stages; the last one is 8×8 tokens, so window 4 gives four (shifted) windows, 8 gives one."""
+    config = SwinConfig(
+        image_size=32,
+        patch_size=2,
+        embed_dim=16,
+        depths=[1, 2],
+        num_heads=[2, 2],
+        window_size=window_size,
+        num_labels=10,
+        **overrides,
+    )
+    return SwinForImageClassification(config)
+
+
+TINY_MODELS = {"vit": tiny_vit, "deit": tiny_deit, "swin": tiny_swin}
