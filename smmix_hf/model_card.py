@@ -30,7 +30,8 @@ _SMMIX_SUMMARY = (
     '[arXiv:2212.12977](https://arxiv.org/abs/2212.12977)). For every batch, a no-grad "motivated" forward '
     "pass of the model being trained gives the last layer's attention score of each image token and the "
     "clean predictions. The most attended window of a source image is pasted onto the least attended window "
-    "of the target image, and the mixed label follows the attention the pasted tokens carry. Training "
+    "of the target image; the mixed label weighs the source label by the pasted window's share of the "
+    "image tokens. Training "
     "combines a mixed-label cross-entropy (Eq. 9), a region-level fine-grained cross-entropy that asks the "
     "tokens of each region to predict the label of the image they came from (Eq. 10-13), and a consistency "
     "KL divergence between the predictions on the mixed image and the motivated clean predictions (Eq. 14)."

@@ -114,6 +114,11 @@ def load_model(
         config.num_labels, config.id2label, config.label2id = len(id2label), id2label, label2id
         return AutoModelForImageClassification.from_config(config)
     config = AutoConfig.from_pretrained(resolved, **hub_kwargs)
+    if config.num_labels != len(id2label) and not ignore_mismatched_sizes:
+        raise ValueError(
+            f"{resolved} has a classifier for {config.num_labels} classes but the dataset has {len(id2label)}; "
+            "pass --ignore_mismatched_sizes to replace the head with a new one."
+        )
     if config_overrides:
         config.update_from_string(config_overrides)
     config.id2label, config.label2id = id2label, label2id

@@ -53,8 +53,7 @@ def test_mixed_label_cross_entropy_eq9(example):
     expected = 0.0
     for i in range(4):
         y = [
-            lam * s + (1 - lam) * t
-            for s, t in zip(smoothed(labels[source[i]], 5), smoothed(labels[i], 5), strict=True)
+            lam * s + (1 - lam) * t for s, t in zip(smoothed(labels[source[i]], 5), smoothed(labels[i], 5), strict=True)
         ]
         expected += cross_entropy(logits[i].tolist(), y) / 4
     assert loss.item() == pytest.approx(expected, rel=1e-5)
@@ -88,9 +87,7 @@ def test_consistency_loss_eq14(example, mode):
     expected = 0.0
     for i in range(4):
         if mode == "logits":
-            mixed = [
-                lam * s + (1 - lam) * t for s, t in zip(clean[source[i]].tolist(), clean[i].tolist(), strict=True)
-            ]
+            mixed = [lam * s + (1 - lam) * t for s, t in zip(clean[source[i]].tolist(), clean[i].tolist(), strict=True)]
             q = [math.exp(v) for v in log_softmax(mixed)]
         else:
             p_src = [math.exp(v) for v in log_softmax(clean[source[i]].tolist())]
