@@ -9,6 +9,7 @@ image attention score, Eq. 6), the token grid that score lives on, the final-lay
 | vit        | last encoder layer                     | 14×14 (P=16)   | 1 (class)     |
 | deit       | last encoder layer                     | 14×14 (P=16)   | 2 (class, distillation) |
 | swin       | last block of the last stage (windows) | 7×7            | 0             |
+| pvt        | last block of the last stage           | 7×7            | 1 (class)     |
 
 The ``facebook/deit-*-patch16-224`` checkpoints are ViT-format (``model_type: vit``). Swin has no
 class token; its classifier pools all tokens of the last stage, so the SMMix grid is that stage's
@@ -58,6 +59,15 @@ class ArchitectureAdapter:
         """The attention module of the block whose attention scores the tokens (Eq. 6)."""
         return self.backbone.layers[-1].attention
 
+    def query_key_projections(self) -> tuple[nn.Module, nn.Module]:
+        """The linear layers whose outputs are the last block's queries and keys ``[B', T, heads·d]``."""
+        attention = self.last_attention()
+        return attention.q_proj, attention.k_proj
+
+    def head_dim_and_scale(self) -> tuple[int, float]:
+        attention = self.last_attention()
+        return attention.head_dim, attention.scaling
+
     def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """The ``(gh, gw)`` grid of image tokens for an input of ``image_size`` pixels."""
         patch = self.config.patch_size
@@ -71,9 +81,9 @@ class ArchitectureAdapter:
 
     def attention_probabilities(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         """Softmax attention ``[B', heads, T, T]`` from the projected query and key ``[B', T, heads·d]``."""
-        attention = self.last_attention()
-        query, key = self._split_heads(query, attention.head_dim), self._split_heads(key, attention.head_dim)
-        logits = torch.matmul(query.float(), key.float().transpose(-1, -2)) * attention.scaling
+        head_dim, scale = self.head_dim_and_scale()
+        query, key = self._split_heads(query, head_dim), self._split_heads(key, head_dim)
+        logits = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale
         return logits.softmax(dim=-1)
 
     def score_grid(self, query: torch.Tensor, key: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
@@ -124,9 +134,10 @@ class SwinAdapter(ArchitectureAdapter):
     def attention_probabilities(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         """Window attention with Swin's relative position bias and, in a shifted block, its shift mask."""
         attention, layer = self.last_attention(), self.last_layer()
-        query = self._split_heads(query, attention.head_dim).float()
-        key = self._split_heads(key, attention.head_dim).float()
-        logits = torch.matmul(query, key.transpose(-1, -2)) * attention.scaling
+        head_dim, scale = self.head_dim_and_scale()
+        query = self._split_heads(query, head_dim).float()
+        key = self._split_heads(key, head_dim).float()
+        logits = torch.matmul(query, key.transpose(-1, -2)) * scale
         logits = logits + attention.relative_position_bias().float()
         shift_mask = self._shift_mask(layer, query.device)
         if shift_mask is not None:
@@ -157,8 +168,53 @@ class SwinAdapter(ArchitectureAdapter):
         return layer.get_attn_mask(padded_h, padded_w, dtype=torch.float32, device=device)
 
 
+class PvtAdapter(ArchitectureAdapter):
+    """PVT: a pyramid of four stages; only the last one carries a class token and it is 7×7 at 224 px.
+
+    The score comes from the last block of the last stage, whose keys are not spatially reduced
+    (``sequence_reduction_ratios[-1] == 1`` in every released PVT), so its attention is token to token.
+    """
+
+    model_type = "pvt"
+    num_prefix_tokens = 1
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__(model)
+        if self.config.sequence_reduction_ratios[-1] != 1:
+            raise ValueError(
+                "SMMix reads token-to-token attention from PVT's last stage, but its keys are reduced by "
+                f"sequence_reduction_ratios[-1]={self.config.sequence_reduction_ratios[-1]}; use a ratio of 1."
+            )
+
+    def final_norm(self) -> nn.Module:
+        return self.backbone.encoder.layer_norm
+
+    def last_attention(self) -> nn.Module:
+        return self.backbone.encoder.block[-1][-1].attention.self
+
+    def query_key_projections(self) -> tuple[nn.Module, nn.Module]:
+        attention = self.last_attention()
+        return attention.query, attention.key
+
+    def head_dim_and_scale(self) -> tuple[int, float]:
+        head_dim = self.last_attention().attention_head_size
+        return head_dim, head_dim**-0.5
+
+    def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        stride = 1
+        for step in self.config.strides:
+            stride *= step
+        height, width = image_size
+        if height % stride or width % stride:
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by PVT's total stride {stride}; "
+                f"resize images to a multiple of {stride}."
+            )
+        return height // stride, width // stride
+
+
 _ADAPTERS: dict[str, type[ArchitectureAdapter]] = {
-    adapter.model_type: adapter for adapter in (ArchitectureAdapter, DeiTAdapter, SwinAdapter)
+    adapter.model_type: adapter for adapter in (ArchitectureAdapter, DeiTAdapter, SwinAdapter, PvtAdapter)
 }
 SUPPORTED_MODEL_TYPES = tuple(_ADAPTERS)
 

@@ -49,11 +49,11 @@ class SMMixProbe:
         self._key: torch.Tensor | None = None
         self._source_mask: torch.Tensor | None = None
         self._region_features: torch.Tensor | None = None
-        attention = self.adapter.last_attention()
+        query_projection, key_projection = self.adapter.query_key_projections()
         classifier = self.adapter.classifier()
         self._handles = [
-            attention.q_proj.register_forward_hook(self._keep_query),
-            attention.k_proj.register_forward_hook(self._keep_key),
+            query_projection.register_forward_hook(self._keep_query),
+            key_projection.register_forward_hook(self._keep_key),
             self.adapter.final_norm().register_forward_hook(self._pool_regions),
             classifier.register_forward_pre_hook(self._append_region_features),
             classifier.register_forward_hook(self._split_region_logits),

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from tiny_models import tiny_deit, tiny_swin, tiny_vit
+from tiny_models import tiny_deit, tiny_pvt, tiny_swin, tiny_vit
 from transformers import AutoModelForImageClassification, BeitConfig
 
 from smmix_hf.architectures import adapter_for
@@ -43,6 +43,17 @@ def test_vit_and_deit_scores_equal_eager_attention(build, prefix):
     torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(logits, eager_logits, rtol=1e-4, atol=1e-5)
     assert model.config._attn_implementation == "sdpa"
+
+
+def test_pvt_scores_equal_its_last_stage_attention():
+    torch.manual_seed(0)
+    model, images = tiny_pvt(), torch.randn(3, 3, 32, 32)
+    scores, _ = probe_scores(model, images)
+    model.eval()
+    with torch.no_grad():
+        attentions = model(pixel_values=images, output_attentions=True).attentions[-1]
+    assert attentions.shape == (3, 2, 17, 17)
+    torch.testing.assert_close(scores, image_attention_score(attentions, 1).view(3, 4, 4), rtol=1e-5, atol=1e-7)
 
 
 def test_swin_single_window_scores_equal_eager_attention():
@@ -103,5 +114,5 @@ def test_unsupported_architecture_names_supported_types():
             num_labels=3,
         )
     )
-    with pytest.raises(ValueError, match="supported model types: vit, deit, swin"):
+    with pytest.raises(ValueError, match="supported model types: vit, deit, swin, pvt"):
         adapter_for(model)

@@ -6,6 +6,8 @@ from transformers import (
     DeiTConfig,
     DeiTForImageClassification,
     PreTrainedModel,
+    PvtConfig,
+    PvtForImageClassification,
     SwinConfig,
     SwinForImageClassification,
     ViTConfig,
@@ -46,4 +48,22 @@ def tiny_swin(window_size: int = 4, **overrides) -> PreTrainedModel:
     return SwinForImageClassification(config)
 
 
-TINY_MODELS = {"vit": tiny_vit, "deit": tiny_deit, "swin": tiny_swin}
+def tiny_pvt(**overrides) -> PreTrainedModel:
+    """Two stages with total stride 8: a 4×4 grid plus a class token in the last stage."""
+    config = PvtConfig(
+        image_size=32,
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sequence_reduction_ratios=[2, 1],
+        hidden_sizes=[16, 32],
+        patch_sizes=[4, 2],
+        strides=[4, 2],
+        num_attention_heads=[1, 2],
+        mlp_ratios=[2, 2],
+        num_labels=10,
+        **overrides,
+    )
+    return PvtForImageClassification(config)
+
+
+TINY_MODELS = {"vit": tiny_vit, "deit": tiny_deit, "swin": tiny_swin, "pvt": tiny_pvt}
