@@ -1,0 +1,223 @@
+"""What an SMMix training step costs next to CutMix, Mixup and no mixing, measured in one process.
+
+Times ``SMMixTrainer.training_step`` (forward + backward; the optimizer step is excluded) for
+``mix_method`` none / mixup / cutmix / smmix, every method with ``mixup_prob: 0`` so each batch uses
+that method, plus the no-grad forward alone. Runs are interleaved (A B C D E, A B C D E, ...) after
+warm-up and the median of each is reported, so machine noise hits every method alike. The last
+line is ``smmix/cutmix = X.XX (floor Y.YY)``, where the floor ``1 + forward / cutmix`` is SMMix's
+unavoidable cost (one extra no-grad forward), from the same run.
+
+Peak memory per method: on CUDA, ``torch.cuda.max_memory_allocated`` above the memory held before
+the step. On CPU, the peak resident set size above the resident size before the step (the kernel's
+high-water mark, reset through ``/proc/self/clear_refs`` before every measured step); the benchmark
+re-executes itself with ``MALLOC_MMAP_THRESHOLD_`` set so that large tensors are returned to the
+system when freed and the resident size follows the live tensors.
+
+Defaults are DeiT-T's shape (ViT, 224 px, patch 16, width 192, 12 layers, 3 heads), 100 classes,
+batch 16, CPU, fp32, SDPA attention::
+
+    python bench/step_overhead.py
+    python bench/step_overhead.py --device cuda --dtype bf16 --hidden-size 384 --heads 6 --batch-size 256
+
+Profile of one SMMix step (torch.profiler, CPU, defaults): nearly all the time is in the two
+forwards and the backward's matmuls (``aten::addmm``, ``aten::mm``, ``aten::bmm``,
+SDPA); the mixing itself (window sums, argmin / argmax, one gather and one index_put of the
+pasted pixels), the last block's attention recomputation and the region pooling take well under
+1% of the step. ``compute_loss`` makes no host synchronisation: windows are picked with
+``argmax`` on the device and the pasted pixels are moved by index tensors, never ``.item()`` or
+``nonzero``; loss terms are accumulated on the device and read only when the Trainer logs.
+``--profile`` prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+MMAP_THRESHOLD = "65536"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hidden-size", type=int, default=192)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--heads", type=int, default=3)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--patch-size", type=int, default=16)
+    parser.add_argument("--num-labels", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=10, help="timed steps per method (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per method first")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--attn-implementation", default="sdpa")
+    parser.add_argument("--methods", default="none,mixup,cutmix,smmix")
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one SMMix step")
+    return parser.parse_args(argv)
+
+
+def build_model(args: argparse.Namespace):
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(
+        image_size=args.image_size,
+        patch_size=args.patch_size,
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        intermediate_size=4 * args.hidden_size,
+        num_labels=args.num_labels,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    config._attn_implementation = args.attn_implementation
+    torch.manual_seed(0)
+    return ViTForImageClassification(config).to(args.device)
+
+
+def build_trainers(model, args: argparse.Namespace, methods: list[str], output_dir: str) -> dict:
+    from smmix_hf import SMMixConfig, SMMixTrainer
+
+    trainers = {}
+    for method in methods:
+        config = SMMixConfig(
+            output_dir=output_dir,
+            mix_method=method,
+            mixup_prob=0.0,
+            per_device_train_batch_size=args.batch_size,
+            use_cpu=args.device == "cpu",
+            report_to="none",
+            seed=0,
+        )
+        trainer = SMMixTrainer(model=model, args=config)
+        trainer.current_gradient_accumulation_steps = 1
+        trainers[method] = trainer
+    return trainers
+
+
+def synchronize(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def resident_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def measure_peak(step: Callable[[], None], device: str) -> int:
+    """Bytes above the pre-step level at the step's peak (see the module docstring for how)."""
+    import torch
+
+    if device == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        step()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated() - before
+    Path("/proc/self/clear_refs").write_text("5")
+    before = resident_bytes("VmRSS")
+    step()
+    return resident_bytes("VmHWM") - before
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.device == "cpu" and os.environ.get("MALLOC_MMAP_THRESHOLD_") != MMAP_THRESHOLD:
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = MMAP_THRESHOLD
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+    import torch
+
+    methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+    model = build_model(args)
+    images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=args.device)
+    labels = torch.randint(0, args.num_labels, (args.batch_size,), device=args.device)
+    inputs = {"pixel_values": images, "labels": labels}
+    autocast = (
+        torch.autocast(args.device, dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
+    )
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        trainers = build_trainers(model, args, methods, output_dir)
+
+    def train_step(method: str) -> Callable[[], None]:
+        def step() -> None:
+            with autocast:
+                trainers[method].training_step(model, inputs)
+            model.zero_grad(set_to_none=True)
+
+        return step
+
+    def forward_only() -> None:
+        model.eval()
+        with torch.no_grad(), autocast:
+            model(pixel_values=images)
+        model.train()
+
+    steps = {method: train_step(method) for method in methods}
+    steps["forward"] = forward_only
+    for step in steps.values():
+        for _ in range(args.warmup):
+            step()
+    synchronize(args.device)
+
+    timings: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            synchronize(args.device)
+            start = time.perf_counter()
+            step()
+            synchronize(args.device)
+            timings[name].append(time.perf_counter() - start)
+    peaks = {name: measure_peak(step, args.device) for name, step in steps.items()}
+
+    if args.profile and "smmix" in steps:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+        with profile(activities=activities) as profiler:
+            steps["smmix"]()
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+    report(args, timings, peaks)
+
+
+def report(args: argparse.Namespace, timings: dict[str, list[float]], peaks: dict[str, int]) -> None:
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    memory_kind = "CUDA max allocated" if args.device == "cuda" else "CPU peak RSS delta"
+    print(
+        f"model: ViT width {args.hidden_size}, {args.layers} layers, {args.heads} heads, "
+        f"{args.image_size}px/patch {args.patch_size}, {args.num_labels} classes | batch {args.batch_size} | "
+        f"{args.device} {args.dtype} | attention {args.attn_implementation} | median of {args.repeats}"
+    )
+    reference = medians.get("cutmix")
+    print(f"{'step':<10}{'median s':>10}{'images/s':>10}{'vs cutmix':>11}{'peak MiB':>10}   ({memory_kind})")
+    for name, seconds in medians.items():
+        ratio = f"{seconds / reference:.2f}" if reference else "-"
+        images_per_second = args.batch_size / seconds
+        print(f"{name:<10}{seconds:>10.3f}{images_per_second:>10.1f}{ratio:>11}{peaks[name] / 2**20:>10.1f}")
+    if {"smmix", "cutmix", "mixup"} <= medians.keys():
+        half = 0.5 * (medians["smmix"] + medians["mixup"]) / (0.5 * (medians["cutmix"] + medians["mixup"]))
+        print(f"with mixup_prob 0.5: smmix/cutmix = {half:.2f}")
+        print(f"peak memory smmix/cutmix = {peaks['smmix'] / max(peaks['cutmix'], 1):.2f}")
+    if {"smmix", "cutmix", "forward"} <= medians.keys():
+        floor = 1 + medians["forward"] / medians["cutmix"]
+        print(f"smmix/cutmix = {medians['smmix'] / medians['cutmix']:.2f} (floor {floor:.2f})")
+
+
+if __name__ == "__main__":
+    main()
