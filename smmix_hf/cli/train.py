@@ -88,4 +88,5 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         trainer.create_model_card(finetuned_from=base_model, dataset=dataset_name)
         if training_args.push_to_hub:
             trainer.push_to_hub(finetuned_from=base_model, dataset=dataset_name)
+    trainer.accelerator.end_training()
     return metrics

@@ -9,14 +9,17 @@ from smmix_hf.data.digits import DIGITS_DATASET_NAME, load_digits_dataset
 
 __all__ = ["class_names", "load_image_dataset"]
 
+HELD_OUT_SEED = 0
+
 
 def load_image_dataset(data_args: DataArguments, seed: int, token: str | None = None) -> datasets.DatasetDict:
     """Train and validation splits with the image and label columns checked.
 
-    Without a validation split, ``train_val_split`` of train is held out (stratified by label).
+    Without a validation split, ``train_val_split`` of train is held out (stratified by label). The
+    held-out split never depends on the training seed, so runs with different seeds share one test set.
     """
     if data_args.dataset_name == DIGITS_DATASET_NAME:
-        splits = load_digits_dataset(seed=seed)
+        splits = load_digits_dataset()
     elif data_args.dataset_name:
         splits = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name, token=token)
     elif data_args.train_dir:
@@ -40,7 +43,7 @@ def load_image_dataset(data_args: DataArguments, seed: int, token: str | None = 
         label_feature = splits["train"].features[data_args.label_column_name]
         stratify = data_args.label_column_name if isinstance(label_feature, datasets.ClassLabel) else None
         held_out = splits["train"].train_test_split(
-            test_size=data_args.train_val_split, seed=seed, stratify_by_column=stratify
+            test_size=data_args.train_val_split, seed=HELD_OUT_SEED, stratify_by_column=stratify
         )
         splits = datasets.DatasetDict({"train": held_out["train"], "validation": held_out["test"]})
     if data_args.max_train_samples is not None:

@@ -1,0 +1,82 @@
+"""A real 2-process run of run_smmix.py through `accelerate launch` on CPU (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForImageClassification
+
+from smmix_hf.cli.train import main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CPU_2PROC = REPO_ROOT / "configs" / "accelerate" / "cpu_2proc.yaml"
+RECORDING_SCRIPT = Path(__file__).resolve().parent / "distributed" / "recording_run_smmix.py"
+DEMO = str(REPO_ROOT / "configs" / "demo.yaml")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accelerate_launch(script: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC),
+        "--main_process_port", str(free_port()), str(script), *args,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    output_dir, record_dir = root / "run", root / "records"
+    record_dir.mkdir()
+    args = [
+        "--config", DEMO, "--output_dir", str(output_dir), "--max_steps", "6", "--save_strategy", "steps",
+        "--save_steps", "3", "--per_device_train_batch_size", "8", "--max_eval_samples", "64",
+        "--logging_steps", "3", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    result = accelerate_launch(RECORDING_SCRIPT, args, {"SMMIX_RECORD_DIR": str(record_dir)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    records = [json.loads((record_dir / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    return output_dir, records
+
+
+def test_both_processes_train_on_different_data(two_process_run):
+    _, records = two_process_run
+    seen = [set(record["images"]) for record in records]
+    assert len(records[0]["images"]) == len(records[1]["images"]) == 6 * 8
+    assert seen[0].isdisjoint(seen[1])
+    assert len(seen[0] | seen[1]) == 2 * 6 * 8
+
+
+def test_only_the_main_process_writes(two_process_run):
+    output_dir, records = two_process_run
+    assert records[0]["model_cards"] >= 1 and records[1]["model_cards"] == 0
+    assert {"checkpoint-3", "checkpoint-6"} <= {path.name for path in output_dir.iterdir()}
+    assert (output_dir / "README.md").is_file() and (output_dir / "model.safetensors").is_file()
+    assert not list(output_dir.glob("**/*.tmp"))
+
+
+def test_final_checkpoint_reevaluates_to_the_same_metrics_in_one_process(two_process_run, tmp_path):
+    output_dir, records = two_process_run
+    model = AutoModelForImageClassification.from_pretrained(output_dir)
+    assert model.config.num_labels == 10
+    distributed = records[0]["metrics"]
+    assert records[1]["metrics"]["eval_top1"] == distributed["eval_top1"]
+    single = main([
+        "--model", str(output_dir), "--dataset_name", "sklearn-digits", "--do_train", "false", "--do_eval",
+        "--output_dir", str(tmp_path), "--max_eval_samples", "64", "--crop_pct", "1.0", "--use_cpu", "true",
+        "--report_to", "none", "--per_device_eval_batch_size", "16",
+    ])  # fmt: skip
+    assert single["eval_top1"] == distributed["eval_top1"]
+    assert single["eval_top5"] == distributed["eval_top5"]
+    assert single["eval_loss"] == pytest.approx(distributed["eval_loss"], rel=1e-5)
