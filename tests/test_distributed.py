@@ -80,3 +80,19 @@ def test_final_checkpoint_reevaluates_to_the_same_metrics_in_one_process(two_pro
     assert single["eval_top1"] == distributed["eval_top1"]
     assert single["eval_top5"] == distributed["eval_top5"]
     assert single["eval_loss"] == pytest.approx(distributed["eval_loss"], rel=1e-5)
+
+
+def test_smmix_loss_and_gradients_under_fsdp2_equal_the_unsharded_model(tmp_path):
+    script = Path(__file__).resolve().parent / "distributed" / "fsdp_smmix_equivalence.py"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+        str(script),
+    ]  # fmt: skip
+    env = {**os.environ, "SMMIX_RECORD_DIR": str(tmp_path)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    for rank in (0, 1):
+        record = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert record["sharded"] and record["has_region_logits"]
+        assert record["loss"] == pytest.approx(record["reference_loss"], rel=1e-6)
+        assert record["worst_relative_grad_difference"] < 1e-5
