@@ -10,6 +10,8 @@ image attention score, Eq. 6), the token grid that score lives on, the final-lay
 | deit       | last encoder layer                     | 14×14 (P=16)   | 2 (class, distillation) |
 | swin       | last block of the last stage (windows) | 7×7            | 0             |
 | pvt        | last block of the last stage           | 7×7            | 1 (class)     |
+| timm CaiT  | last self-attention block (not class-attn) | 14×14 (P=16) | 0 (1 after class-attn) |
+| timm PVT-v2| last block of the last stage           | 7×7            | 0             |
 
 The ``facebook/deit-*-patch16-224`` checkpoints are ViT-format (``model_type: vit``). Swin has no
 class token; its classifier pools all tokens of the last stage, so the SMMix grid is that stage's
@@ -18,20 +20,26 @@ windows, every token's score is read inside its own window and put back at its p
 
 Attention is recomputed from the last block's query and key projections, ``softmax(q·kᵀ·scale +
 bias)``, captured by forward hooks during the no-grad motivated forward: the model keeps its
-SDPA (or any other) attention kernel, which never materialises the attention matrix.
+SDPA (or any other) attention kernel, which never materialises the attention matrix. timm models
+wrapped by ``TimmWrapperForImageClassification`` (``model_type: timm_wrapper``) are dispatched on the
+class of the wrapped timm model; their adapters keep whatever the last block produces (the query and
+the fused key-value projection for PVT-v2, the talking-heads logits for CaiT) and form the same score.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
+from timm.models.cait import Cait
+from timm.models.pvt_v2 import PyramidVisionTransformerV2
 from torch import nn
 from transformers import PreTrainedModel
 
 from smmix_hf.mixing import image_attention_score
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "ArchitectureAdapter", "adapter_for"]
+__all__ = ["SUPPORTED_MODEL_TYPES", "SUPPORTED_TIMM_FAMILIES", "ArchitectureAdapter", "adapter_for"]
 
 
 class ArchitectureAdapter:
@@ -63,6 +71,14 @@ class ArchitectureAdapter:
         """The linear layers whose outputs are the last block's queries and keys ``[B', T, heads·d]``."""
         attention = self.last_attention()
         return attention.q_proj, attention.k_proj
+
+    def attention_capture_modules(self) -> tuple[nn.Module, ...]:
+        """The modules whose outputs the probe keeps during the motivated forward (default: query, key)."""
+        return self.query_key_projections()
+
+    def scores_from_captures(self, captures: Sequence[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
+        """Eq. 6 score ``[B, gh, gw]`` from the outputs of :meth:`attention_capture_modules`, in that order."""
+        return self.score_grid(*captures, image_size)
 
     def head_dim_and_scale(self) -> tuple[int, float]:
         attention = self.last_attention()
@@ -213,10 +229,162 @@ class PvtAdapter(ArchitectureAdapter):
         return height // stride, width // stride
 
 
+class TimmWrapperAdapter(ArchitectureAdapter):
+    """A timm model inside ``TimmWrapperForImageClassification``: its classifier is timm's ``head``."""
+
+    model_type = "timm_wrapper"
+    timm_class: ClassVar[type[nn.Module]] = nn.Module
+    architecture_family: ClassVar[str] = ""
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.model.timm_model
+
+    def classifier(self) -> nn.Module:
+        return self.backbone.head
+
+
+class CaitAdapter(TimmWrapperAdapter):
+    """timm CaiT (CaiT-XXS-24/36 of Tab. 1): the score comes from the last *self-attention* block.
+
+    CaiT runs ``depth`` self-attention blocks over the patch tokens only, then two class-attention
+    blocks in which a class token attends to the frozen patch tokens. Eq. 6 asks for the attention
+    the image tokens receive from the image tokens; only the self-attention blocks have it, so the
+    score is read from ``blocks[-1]``. Its attention is talking-heads attention: the logits
+    ``q·kᵀ·scale`` are mixed across heads by ``proj_l`` before the softmax, and the probabilities are
+    mixed again by ``proj_w`` after it. The probe keeps ``proj_l``'s output and the score uses its
+    softmax, the row-stochastic attention of each head (``proj_w`` only re-weights the heads). CaiT
+    never fuses this attention, so the matrix already exists in its forward and nothing is recomputed.
+
+    The final norm's output is ``[class token, patch tokens]`` (the class-attention stage prepends
+    the class token), so one prefix token is dropped before the region pooling of Eq. 10-11, and the
+    pooled patch tokens go through timm's own ``head``.
+    """
+
+    timm_class = Cait
+    architecture_family = "cait"
+    num_prefix_tokens = 1
+
+    def final_norm(self) -> nn.Module:
+        return self.backbone.norm
+
+    def last_attention(self) -> nn.Module:
+        attention = self.backbone.blocks[-1].attn
+        if not isinstance(getattr(attention, "proj_l", None), nn.Linear):
+            raise ValueError(
+                f"SMMix reads CaiT's talking-heads attention (proj_l), but the last block's attention is "
+                f"{type(attention).__name__}; build the model with timm's default attn_block."
+            )
+        return attention
+
+    def attention_capture_modules(self) -> tuple[nn.Module, ...]:
+        return (self.last_attention().proj_l,)
+
+    def attention_probabilities_from_logits(self, mixed_logits: torch.Tensor) -> torch.Tensor:
+        """Softmax attention ``[B, heads, N, N]`` from ``proj_l``'s output ``[B, N, N, heads]``."""
+        return mixed_logits.float().permute(0, 3, 1, 2).softmax(dim=-1)
+
+    def scores_from_captures(self, captures: Sequence[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
+        (mixed_logits,) = captures
+        grid = self.token_grid(image_size)
+        scores = image_attention_score(self.attention_probabilities_from_logits(mixed_logits), 0)
+        return scores.view(scores.shape[0], *grid)
+
+    def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        patch_embed = self.backbone.patch_embed
+        patch_h, patch_w = patch_embed.patch_size
+        height, width = image_size
+        if height % patch_h or width % patch_w:
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by CaiT's patch size {patch_h}x{patch_w}; "
+                f"resize images to a multiple of it."
+            )
+        return height // patch_h, width // patch_w
+
+
+class PvtV2Adapter(TimmWrapperAdapter):
+    """timm PVT-v2 (b0-b5 of Tab. 1): the score comes from the last block of the last stage.
+
+    PVT-v2 has no class token; its head averages the last stage's tokens, so the SMMix grid is that
+    stage's grid (7×7 at 224 px, each token covering 32 pixels). The last block's attention is token to
+    token only when its keys are not spatially reduced: ``sr_ratios[-1] == 1`` (true in every released
+    PVT-v2) and no linear attention (``pvt_v2_b2_li`` pools keys to 7×7 in every stage, so it is
+    rejected). timm computes queries with ``q`` and keys and values with one fused ``kv`` projection;
+    the probe keeps both outputs and the key is the first half of ``kv``'s features. The model keeps
+    its fused SDPA kernel. The region pooling reads the last stage's ``norm`` output ``[B, N, C]``.
+    """
+
+    timm_class = PyramidVisionTransformerV2
+    architecture_family = "pvt_v2"
+    num_prefix_tokens = 0
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__(model)
+        attention = self.last_attention()
+        if attention.sr is not None or attention.pool is not None:
+            reason = "linear attention pools them to 7x7" if attention.pool is not None else "sr_ratios[-1] > 1"
+            raise ValueError(
+                f"SMMix reads token-to-token attention from PVT-v2's last stage, but its keys are reduced "
+                f"({reason}); build the model with sr_ratios[-1] == 1 and linear=False."
+            )
+
+    def last_stage(self) -> nn.Module:
+        return self.backbone.stages[-1]
+
+    def final_norm(self) -> nn.Module:
+        return self.last_stage().norm
+
+    def last_attention(self) -> nn.Module:
+        return self.last_stage().blocks[-1].attn
+
+    def query_key_projections(self) -> tuple[nn.Module, nn.Module]:
+        attention = self.last_attention()
+        return attention.q, attention.kv
+
+    def scores_from_captures(self, captures: Sequence[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
+        query, key_value = captures
+        return self.score_grid(query, key_value[..., : query.shape[-1]], image_size)
+
+    def head_dim_and_scale(self) -> tuple[int, float]:
+        attention = self.last_attention()
+        return attention.head_dim, attention.scale
+
+    def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        stride = 4 * 2 ** (len(self.backbone.stages) - 1)
+        height, width = image_size
+        if height % stride or width % stride:
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by PVT-v2's total stride {stride}; "
+                f"resize images to a multiple of {stride}."
+            )
+        return height // stride, width // stride
+
+
 _ADAPTERS: dict[str, type[ArchitectureAdapter]] = {
-    adapter.model_type: adapter for adapter in (ArchitectureAdapter, DeiTAdapter, SwinAdapter, PvtAdapter)
+    adapter.model_type: adapter
+    for adapter in (ArchitectureAdapter, DeiTAdapter, SwinAdapter, PvtAdapter, TimmWrapperAdapter)
 }
+_TIMM_ADAPTERS: tuple[type[TimmWrapperAdapter], ...] = (CaitAdapter, PvtV2Adapter)
 SUPPORTED_MODEL_TYPES = tuple(_ADAPTERS)
+SUPPORTED_TIMM_FAMILIES = tuple(adapter.architecture_family for adapter in _TIMM_ADAPTERS)
+
+
+def _timm_adapter(model: nn.Module) -> ArchitectureAdapter:
+    timm_model = getattr(model, "timm_model", None)
+    for adapter in _TIMM_ADAPTERS:
+        if isinstance(timm_model, adapter.timm_class):
+            head = timm_model.head
+            if not isinstance(head, nn.Linear):
+                raise ValueError(
+                    f"{type(model).__name__} wraps a timm {adapter.architecture_family} without a classifier head; "
+                    "load it with TimmWrapperForImageClassification (AutoModelForImageClassification)."
+                )
+            return adapter(model)
+    architecture = getattr(model.config, "architecture", type(timm_model).__name__)
+    raise ValueError(
+        f"SMMix does not support the timm architecture {architecture!r}; supported timm families: "
+        f"{', '.join(SUPPORTED_TIMM_FAMILIES)} (e.g. cait_xxs24_224, pvt_v2_b0)."
+    )
 
 
 def adapter_for(model: nn.Module) -> ArchitectureAdapter:
@@ -226,8 +394,11 @@ def adapter_for(model: nn.Module) -> ArchitectureAdapter:
     if model_type not in _ADAPTERS:
         raise ValueError(
             f"SMMix does not support model_type {model_type!r} ({type(model).__name__}); "
-            f"supported model types: {', '.join(SUPPORTED_MODEL_TYPES)}."
+            f"supported model types: {', '.join(SUPPORTED_MODEL_TYPES)} "
+            f"(timm_wrapper: {', '.join(SUPPORTED_TIMM_FAMILIES)})."
         )
+    if model_type == TimmWrapperAdapter.model_type:
+        return _timm_adapter(model)
     if not isinstance(getattr(model, "classifier", None), nn.Module):
         raise ValueError(
             f"{type(model).__name__} has no trainable `classifier` head; load the model with "

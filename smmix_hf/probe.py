@@ -1,7 +1,8 @@
 """Forward hooks that read what SMMix needs out of a model's own forward pass.
 
-* During the motivated forward, the last attention block's query and key projections are kept and
-  turned into the image attention score (Eq. 6) once the forward returns. Only that block's
+* During the motivated forward, the last attention block's query and key projections (or whatever
+  the architecture's adapter names, e.g. CaiT's talking-heads logits) are kept and turned into the
+  image attention score (Eq. 6) once the forward returns. Only that block's
   attention is ever formed, and the model's attention kernel (SDPA by default) is left alone.
 * During the mixed forward, the final-layer image tokens are pooled inside and outside the pasted
   window (Eq. 10-11) and appended to the classifier's input, so the model's own classifier computes
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import torch
 from torch import nn
@@ -45,15 +47,16 @@ class SMMixProbe:
         self.scores: torch.Tensor | None = None
         self.region_logits: torch.Tensor | None = None
         self._reading_attention = False
-        self._query: torch.Tensor | None = None
-        self._key: torch.Tensor | None = None
+        capture_modules = self.adapter.attention_capture_modules()
+        self._captures: list[torch.Tensor | None] = [None] * len(capture_modules)
         self._source_mask: torch.Tensor | None = None
         self._region_features: torch.Tensor | None = None
-        query_projection, key_projection = self.adapter.query_key_projections()
         classifier = self.adapter.classifier()
         self._handles = [
-            query_projection.register_forward_hook(self._keep_query),
-            key_projection.register_forward_hook(self._keep_key),
+            module.register_forward_hook(partial(self._keep_capture, index))
+            for index, module in enumerate(capture_modules)
+        ]
+        self._handles += [
             self.adapter.final_norm().register_forward_hook(self._pool_regions),
             classifier.register_forward_pre_hook(self._append_region_features),
             classifier.register_forward_hook(self._split_region_logits),
@@ -74,11 +77,12 @@ class SMMixProbe:
         self._reading_attention, self.scores = True, None
         try:
             yield
-            if self._query is None or self._key is None:
+            if any(capture is None for capture in self._captures):
                 raise RuntimeError("the motivated forward did not reach the last attention block.")
-            self.scores = self.adapter.score_grid(self._query, self._key, image_size)
+            self.scores = self.adapter.scores_from_captures(self._captures, image_size)
         finally:
-            self._reading_attention, self._query, self._key = False, None, None
+            self._reading_attention = False
+            self._captures = [None] * len(self._captures)
 
     @contextmanager
     def pooling_regions(self, source_mask: torch.Tensor) -> Iterator[None]:
@@ -91,13 +95,9 @@ class SMMixProbe:
         finally:
             self._source_mask, self._region_features = None, None
 
-    def _keep_query(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+    def _keep_capture(self, index: int, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         if self._reading_attention:
-            self._query = output.detach()
-
-    def _keep_key(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        if self._reading_attention:
-            self._key = output.detach()
+            self._captures[index] = output.detach()
 
     def _pool_regions(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         if self._source_mask is not None:
