@@ -17,9 +17,9 @@ import torch.distributed as dist
 from torch.distributed.fsdp import fully_shard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_models import tiny_vit  # noqa: E402
+from tiny_models import tiny_vit
 
-from smmix_hf import SMMixConfig, SMMixTrainer  # noqa: E402
+from smmix_hf import SMMixConfig, SMMixTrainer
 
 
 def main() -> None:
