@@ -160,7 +160,8 @@ def test_cli_trains_cait_from_scratch_and_saves_a_reloadable_checkpoint(tmp_path
         [
             "--model", "cait-xxs24", "--from_scratch", "--config_overrides", overrides,
             "--dataset_name", "sklearn-digits", "--max_train_samples", "32", "--max_eval_samples", "32",
-            "--output_dir", str(output_dir), "--do_train", "--max_steps", "2", "--per_device_train_batch_size", "8",
+            "--output_dir", str(output_dir), "--do_train", "--do_eval", "--max_steps", "2",
+            "--per_device_train_batch_size", "8",
             "--mixup_prob", "0", "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true",
             "--crop_pct", "1", "--horizontal_flip", "false",
         ]
