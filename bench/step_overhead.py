@@ -147,9 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=args.device)
     labels = torch.randint(0, args.num_labels, (args.batch_size,), device=args.device)
     inputs = {"pixel_values": images, "labels": labels}
-    autocast = (
-        torch.autocast(args.device, dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
-    )
+    autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
 
     with tempfile.TemporaryDirectory() as output_dir:
         trainers = build_trainers(model, args, methods, output_dir)

@@ -71,8 +71,20 @@ class SMMixConfig(TrainingArguments):
             "choices": list(CONSISTENCY_TARGETS),
         },
     )
+    save_mix_examples: int = field(
+        default=0,
+        metadata={
+            "help": "Save a PNG grid of the first N images of the latest SMMix / CutMix batch at every logging step "
+            "(output_dir/mix_examples; also to TensorBoard when it reports): source, target, their attention "
+            "maps, the mixed image with both windows and its labels. 0 keeps nothing."
+        },
+    )
     label_smoothing_factor: float = field(
         default=0.1, metadata={"help": "Label smoothing ε in every soft target (L_cls, L_fine and Mixup/CutMix)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train into an output_dir that already holds another run, replacing it."},
     )
     remove_unused_columns: bool = field(
         default=False,
@@ -106,6 +118,8 @@ class SMMixConfig(TrainingArguments):
             raise ValueError(
                 f"consistency_target must be one of {', '.join(CONSISTENCY_TARGETS)}; got {self.consistency_target!r}."
             )
+        if self.save_mix_examples < 0:
+            raise ValueError(f"save_mix_examples must be >= 0 (0 saves none); got {self.save_mix_examples}.")
         if not 0.0 <= self.label_smoothing_factor < 1.0:
             raise ValueError(f"label_smoothing_factor must be in [0, 1); got {self.label_smoothing_factor}.")
         batch = self.per_device_train_batch_size

@@ -16,7 +16,9 @@ from transformers import (
     DeiTConfig,
     PretrainedConfig,
     PreTrainedModel,
+    PvtConfig,
     SwinConfig,
+    TimmWrapperConfig,
     ViTConfig,
     ViTImageProcessor,
 )
@@ -40,6 +42,16 @@ for _size in _SWIN_SHAPES:
     MODEL_ALIASES[f"swin-{_size}"] = f"microsoft/swin-{_size}-patch4-window7-224"
     MODEL_ALIASES[f"microsoft/swin-{_size}"] = f"microsoft/swin-{_size}-patch4-window7-224"
 MODEL_ALIASES["vit-base"] = "google/vit-base-patch16-224"
+_PVT_DEPTHS = {"tiny": [2, 2, 2, 2], "small": [3, 4, 6, 3]}
+for _size in _PVT_DEPTHS:
+    MODEL_ALIASES[f"pvt-{_size}"] = f"Zetatech/pvt-{_size}-224"
+# timm backbones of the paper's Tab. 1, wrapped by TimmWrapperForImageClassification: alias -> (Hub id, architecture).
+_TIMM_MODELS = {"cait-xxs24": ("timm/cait_xxs24_224.fb_dist_in1k", "cait_xxs24_224")}
+_TIMM_MODELS["cait-xxs36"] = ("timm/cait_xxs36_224.fb_dist_in1k", "cait_xxs36_224")
+for _size in range(6):
+    _TIMM_MODELS[f"pvt-v2-b{_size}"] = (f"timm/pvt_v2_b{_size}.in1k", f"pvt_v2_b{_size}")
+for _alias, (_hub_id, _) in _TIMM_MODELS.items():
+    MODEL_ALIASES[_alias] = _hub_id
 
 
 def resolve_model_name(name: str) -> str:
@@ -78,8 +90,14 @@ def builtin_config(model_id: str) -> PretrainedConfig:
                 window_size=7,
                 drop_path_rate=0.1 if size == "tiny" else 0.3,
             )
+    for size, depths in _PVT_DEPTHS.items():
+        if model_id == f"Zetatech/pvt-{size}-224":
+            return PvtConfig(depths=depths, hidden_sizes=[64, 128, 320, 512], drop_path_rate=0.1)
     if model_id == "google/vit-base-patch16-224":
         return ViTConfig()
+    for hub_id, architecture in _TIMM_MODELS.values():
+        if model_id == hub_id:
+            return TimmWrapperConfig(architecture=architecture)
     known = ", ".join(sorted(set(MODEL_ALIASES)))
     raise ValueError(f"no built-in architecture for {model_id!r} to train from scratch; known names: {known}.")
 
@@ -110,7 +128,7 @@ def load_model(
     if from_scratch:
         config = _scratch_config(resolved)
         if config_overrides:
-            config.update_from_string(config_overrides)
+            _apply_overrides(config, config_overrides)
         config.num_labels, config.id2label, config.label2id = len(id2label), id2label, label2id
         return AutoModelForImageClassification.from_config(config)
     config = AutoConfig.from_pretrained(resolved, **hub_kwargs)
@@ -120,11 +138,56 @@ def load_model(
             "pass --ignore_mismatched_sizes to replace the head with a new one."
         )
     if config_overrides:
-        config.update_from_string(config_overrides)
+        _apply_overrides(config, config_overrides)
     config.id2label, config.label2id = id2label, label2id
     return AutoModelForImageClassification.from_pretrained(
         resolved, config=config, ignore_mismatched_sizes=ignore_mismatched_sizes, **hub_kwargs
     )
+
+
+def _override_value(text: str) -> object:
+    """``"32"`` -> 32, ``"0.1"`` -> 0.1, ``"true"`` -> True, ``"2/2/6/2"`` -> (2, 2, 6, 2), else the text."""
+    if "/" in text:
+        return tuple(_override_value(part) for part in text.split("/"))
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _apply_overrides(config: PretrainedConfig, overrides: str) -> None:
+    """``"key=value,..."`` onto the config; for a timm model they are ``timm.create_model`` arguments.
+
+    For timm models ``image_size=N`` sets the input size (CaiT's ``img_size`` and the size the image
+    processor uses) and tuples are written with ``/``: ``depths=1/1``.
+    """
+    if not isinstance(config, TimmWrapperConfig):
+        config.update_from_string(overrides)
+        return
+    model_args = dict(config.model_args or {})
+    for item in overrides.split(","):
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"config override {item!r} is not key=value; write e.g. 'image_size=32,depth=4'.")
+        model_args[key.strip()] = _override_value(value.strip())
+    if "image_size" in model_args:
+        size = int(model_args.pop("image_size"))
+        model_args["pretrained_cfg_overlay"] = {"input_size": (3, size, size)}
+        if config.architecture.startswith("cait"):
+            model_args["img_size"] = size
+    config.model_args = model_args
+
+
+def _input_size(model: PreTrainedModel) -> int:
+    """The square input side of a model built from scratch."""
+    timm_model = getattr(model, "timm_model", None)
+    if timm_model is not None:
+        return int(timm_model.pretrained_cfg["input_size"][-1])
+    return model.config.image_size
 
 
 def build_image_processor(model: PreTrainedModel, model_name_or_path: str, from_scratch: bool, **hub_kwargs: object):
@@ -132,7 +195,7 @@ def build_image_processor(model: PreTrainedModel, model_name_or_path: str, from_
     resolved = resolve_model_name(model_name_or_path)
     if not from_scratch or os.path.isfile(os.path.join(resolved, "preprocessor_config.json")):
         return AutoImageProcessor.from_pretrained(resolved, **hub_kwargs)
-    size = model.config.image_size
+    size = _input_size(model)
     return ViTImageProcessor(
         size={"height": size, "width": size},
         resample=PILImageResampling.BICUBIC,

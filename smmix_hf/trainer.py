@@ -10,9 +10,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Trainer
+from transformers import PreTrainedModel, Trainer
 from transformers.trainer_pt_utils import nested_gather
 
+from smmix_hf.checkpoint_weights import restore_checkpoint_weights
 from smmix_hf.config import SMMixConfig
 from smmix_hf.draws import MixDraw, MixSampler
 from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics
@@ -24,6 +25,7 @@ from smmix_hf.losses import (
     smoothed_one_hot,
     soft_target_cross_entropy,
 )
+from smmix_hf.mix_examples import MixExample, MixExamplesCallback
 from smmix_hf.mixing import (
     cutmix_images,
     flip_pairing,
@@ -33,6 +35,7 @@ from smmix_hf.mixing import (
     smmix_images,
 )
 from smmix_hf.model_card import write_model_card
+from smmix_hf.motivator import Motivator
 from smmix_hf.probe import SMMixProbe
 
 __all__ = ["SMMixTrainer"]
@@ -62,7 +65,13 @@ class SMMixTrainer(Trainer):
 
     loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean; the Trainer divides by GA steps
 
-    def __init__(self, model: nn.Module | None = None, args: SMMixConfig | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: SMMixConfig | None = None,
+        motivator: nn.Module | Motivator | None = None,
+        **kwargs: Any,
+    ) -> None:
         if args is None:
             args = SMMixConfig(output_dir="smmix_output")
         if not isinstance(args, SMMixConfig):
@@ -72,6 +81,10 @@ class SMMixTrainer(Trainer):
             kwargs["preprocess_logits_for_metrics"] = preprocess_logits_for_metrics
         super().__init__(model=model, args=args, **kwargs)
         self.probe = SMMixProbe(self.model) if args.mix_method == "smmix" else None
+        self.motivator = self._setup_motivator(motivator)
+        self.last_mix_example: MixExample | None = None
+        if args.save_mix_examples:
+            self.add_callback(MixExamplesCallback(self, args.save_mix_examples))
         self.mix_sampler = MixSampler(
             mix_method=args.mix_method,
             mixup_prob=args.mixup_prob,
@@ -83,6 +96,7 @@ class SMMixTrainer(Trainer):
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_counts: Counter[str] = Counter()
         self._method_counts: Counter[str] = Counter()
+        self._first_nonfinite_step: torch.Tensor | None = None
 
     # ---- the loss ----
 
@@ -107,6 +121,7 @@ class SMMixTrainer(Trainer):
         else:
             loss, terms, outputs = self._baseline_loss(model, images, labels, draw)
         self._record(draw.method, terms)
+        self._track_finite(loss)
         return (loss, outputs) if return_outputs else loss
 
     def _baseline_loss(
@@ -119,6 +134,8 @@ class SMMixTrainer(Trainer):
             mixed = cutmix_images(images, draw.box)
         else:
             mixed = None
+        if self.args.save_mix_examples and draw.method == "cutmix":
+            self.last_mix_example = MixExample.from_cutmix(images, labels, mixed, draw.box, self.state.global_step + 1)
         outputs = model(pixel_values=images if mixed is None else mixed.images)
         num_classes = outputs.logits.shape[-1]
         smoothing = self.args.label_smoothing_factor
@@ -151,6 +168,10 @@ class SMMixTrainer(Trainer):
                 for _ in range(2)
             ]
             mixed = paste_windows(images, grid, draw.region_size, source_index, *corners)
+        if args.save_mix_examples:
+            self.last_mix_example = MixExample.from_smmix(
+                images, labels, mixed, scores, clean_logits, args.consistency_target, self.state.global_step + 1
+            )
 
         with self.probe.pooling_regions(mixed.source_mask) if args.fine_loss_weight > 0 else nullcontext():
             outputs = model(pixel_values=mixed.images)
@@ -175,7 +196,13 @@ class SMMixTrainer(Trainer):
         return loss, terms, outputs
 
     def _motivated_forward(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clean no-grad forward in eval mode: clean logits and the image attention scores."""
+        """The clean no-grad forward in eval mode: clean logits and the image attention scores.
+
+        With a motivator (Tab. 9) the frozen motivator runs instead of ``model``; its scores are
+        resampled to ``model``'s token grid.
+        """
+        if self.motivator is not None:
+            return self.motivator(images, self.probe.token_grid((images.shape[-2], images.shape[-1])))
         model.eval()
         try:
             with torch.no_grad(), self.probe.reading_attention((images.shape[-2], images.shape[-1])):
@@ -183,6 +210,43 @@ class SMMixTrainer(Trainer):
         finally:
             model.train()
         return clean_logits, self.probe.scores
+
+    def _setup_motivator(self, motivator: nn.Module | Motivator | None) -> Motivator | None:
+        """The frozen motivator on the student's device and dtype, or None for self-motivated SMMix."""
+        if motivator is None:
+            return None
+        if self.args.mix_method != "smmix":
+            raise ValueError(f"a motivator drives SMMix only; got mix_method={self.args.mix_method!r}.")
+        motivator = motivator if isinstance(motivator, Motivator) else Motivator(motivator)
+        motivator.check_student(self.model, uses_clean_logits=self.args.consistency_loss_weight > 0)
+        return motivator.to(self.args.device, dtype=self.model.dtype)
+
+    # ---- non-finite losses: tracked on the device, checked whenever the host reads or saves anyway ----
+
+    def _track_finite(self, loss: torch.Tensor) -> None:
+        """Remember, without a host synchronisation, the first step whose loss is NaN or infinite."""
+        step = self.state.global_step + 1
+        if self._first_nonfinite_step is None:
+            self._first_nonfinite_step = torch.full((), -1, dtype=torch.long, device=loss.device)
+        newly_bad = ~torch.isfinite(loss.detach()) & (self._first_nonfinite_step < 0)
+        self._first_nonfinite_step = torch.where(newly_bad, step, self._first_nonfinite_step)
+
+    def _stop_if_nonfinite(self, before: str) -> None:
+        if self._first_nonfinite_step is None or int(self._first_nonfinite_step) < 0:
+            return
+        raise FloatingPointError(
+            f"the training loss became non-finite at step {int(self._first_nonfinite_step)}; stopped before "
+            f"{before}, so no checkpoint holds the diverged weights. Lower the learning rate, enable gradient "
+            "clipping (--max_grad_norm) or use bf16 instead of fp16, then resume from the last checkpoint."
+        )
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        self._stop_if_nonfinite(f"saving the checkpoint of step {self.state.global_step}")
+        super()._save_checkpoint(model, trial)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        self._stop_if_nonfinite("saving the model")
+        super().save_model(output_dir, _internal_call=_internal_call)
 
     # ---- logging ----
 
@@ -195,6 +259,8 @@ class SMMixTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Adds the mean loss terms and the share of batches per mix method to training logs."""
+        if "loss" in logs:
+            self._stop_if_nonfinite("logging")
         if "loss" in logs and self._method_counts:
             names = [name for name in LOSS_TERMS if self._term_counts[name]]
             if names:
@@ -231,6 +297,8 @@ class SMMixTrainer(Trainer):
                 consistency_loss_weight=args.consistency_loss_weight,
                 consistency_target=args.consistency_target,
             )
+            if self.motivator is not None:
+                recipe["motivator"] = self.motivator.model.config.name_or_path or type(self.motivator.model).__name__
         recipe.update(
             label_smoothing=args.label_smoothing_factor,
             optimizer=str(args.optim),
@@ -267,12 +335,18 @@ class SMMixTrainer(Trainer):
             metrics=metrics,
         )
 
-    # ---- checkpoints: the sampler's state travels with the RNG states ----
+    # ---- checkpoints: weights restored with key renaming; the sampler's state travels with the RNG states ----
 
     def _save_rng_state(self, output_dir: str) -> None:
         super()._save_rng_state(output_dir)
         if self.args.should_save:
             torch.save(self.mix_sampler.state_dict(), os.path.join(output_dir, SAMPLER_STATE_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
+        plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled) and isinstance(unwrapped, PreTrainedModel)
+        if not (plain and restore_checkpoint_weights(unwrapped, resume_from_checkpoint)):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
 
     def _load_rng_state(self, checkpoint: str | None) -> None:
         super()._load_rng_state(checkpoint)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import transformers
 from huggingface_hub import ModelCard
+from huggingface_hub import constants as hub_constants
 from tiny_data import digits_processor
 from tiny_models import tiny_vit
-from transformers import pipeline
+from transformers import AutoModelForImageClassification, pipeline
 
 from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.train import main
@@ -36,6 +37,8 @@ def test_cli_trains_and_the_checkpoint_is_a_stock_hf_model(tmp_path):
     assert card.data.datasets == ["sklearn-digits"]
     assert "chen2023smmix" in card.content and "| mix_method | smmix |" in card.content
     assert f"{metrics['eval_top1']:.4f}" in card.content
+    assert "Framework versions" in card.content and f"- transformers: {transformers.__version__}" in card.content
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "image-classification"
 
     classifier = pipeline("image-classification", model=str(output_dir), device="cpu")
     digit = load_digits_dataset(seed=0)["validation"][0]["image"]
@@ -109,28 +112,47 @@ class RecordingHubApi:
         self.uploads.append({**kwargs, "files": sorted(p.name for p in Path(kwargs["folder_path"]).iterdir())})
 
 
+def push_run(output_dir: Path, repo_id: str) -> list[str]:
+    return ["--config", DEMO, "--output_dir", str(output_dir), "--push_to_hub", "true", "--hub_model_id", repo_id,
+            "--max_eval_samples", "32", *QUICK]  # fmt: skip
+
+
+def pretend_online(monkeypatch, api) -> None:
+    """Lift HF_HUB_OFFLINE for this test and route the Trainer's Hub calls to ``api``."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: api)
+
+
 def test_push_to_hub_goes_through_the_trainers_own_mechanism(tmp_path, monkeypatch):
     api = RecordingHubApi()
-    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: api)
+    pretend_online(monkeypatch, api)
     output_dir = tmp_path / "pushed"
-    main(
-        [
-            "--config",
-            DEMO,
-            "--output_dir",
-            str(output_dir),
-            "--push_to_hub",
-            "true",
-            "--hub_model_id",
-            "someone/smmix-digits",
-            "--hub_strategy",
-            "end",
-            "--max_eval_samples",
-            "32",
-            *QUICK,
-        ]
-    )
+    main([*push_run(output_dir, "someone/smmix-digits"), "--hub_strategy", "end"])
+    assert len(api.uploads) == 1, "one upload at the end of the run"
     final = api.uploads[-1]
     assert final["repo_id"] == "someone/smmix-digits"
     assert {"model.safetensors", "README.md", "preprocessor_config.json"} <= set(final["files"])
     assert "smmix" in ModelCard.load(output_dir / "README.md").data.tags
+
+
+def test_offline_push_is_refused_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="--push_to_hub needs the Hugging Face Hub but HF_HUB_OFFLINE is set"):
+        main(["--config", DEMO, "--output_dir", str(tmp_path / "run"), "--push_to_hub", "true", *QUICK])
+    assert not (tmp_path / "run").exists()
+
+
+class FailingUploadHubApi(RecordingHubApi):
+    """The Hub accepts the repository but the upload fails, as when the network drops at the end of a run."""
+
+    def upload_folder(self, **kwargs):
+        raise ConnectionError("connection reset by peer")
+
+
+def test_failed_upload_keeps_the_checkpoint_and_says_how_to_retry(tmp_path, monkeypatch):
+    pretend_online(monkeypatch, FailingUploadHubApi())
+    output_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match=r"model is saved in .* but pushing it to someone/smmix failed .*hf upload"):
+        main(push_run(output_dir, "someone/smmix"))
+    assert AutoModelForImageClassification.from_pretrained(output_dir).config.num_labels == 10

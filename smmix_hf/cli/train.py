@@ -9,16 +9,15 @@ import datasets
 import transformers
 from transformers import set_seed
 
+from smmix_hf.cli.learning_rate import scale_learning_rate
 from smmix_hf.cli.parser import parse_args
-from smmix_hf.data.sources import class_names, load_image_dataset
-from smmix_hf.data.transforms import (
-    build_eval_transform,
-    build_train_transform,
-    collate_image_batch,
-    make_batch_transform,
-    settings_from_image_processor,
-)
+from smmix_hf.cli.preflight import check_image_size, check_output_dir, check_push_to_hub
+from smmix_hf.data.labels import model_label_names
+from smmix_hf.data.pipeline import prepare_datasets, transform_settings
+from smmix_hf.data.sources import load_image_dataset
+from smmix_hf.data.transforms import build_eval_transform, build_train_transform, collate_image_batch
 from smmix_hf.models import build_image_processor, load_model, resolve_model_name
+from smmix_hf.motivator import load_motivator
 from smmix_hf.trainer import SMMixTrainer
 
 logger = logging.getLogger("smmix_hf")
@@ -32,11 +31,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     logger.setLevel(log_level)
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
+    check_output_dir(training_args)
+    check_push_to_hub(training_args)
     set_seed(training_args.seed)
 
-    splits = load_image_dataset(data_args, seed=training_args.seed, token=model_args.token)
-    names = class_names(splits["train"], data_args.label_column_name)
+    scale_learning_rate(training_args, data_args, argv)
+    splits = load_image_dataset(
+        data_args, seed=training_args.seed, token=model_args.token, with_train=training_args.do_train
+    )
     hub_kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
+    names = model_label_names(
+        splits, data_args, model_args.model_name_or_path, from_scratch=model_args.from_scratch, **hub_kwargs
+    )
     model = load_model(
         model_args.model_name_or_path,
         id2label=dict(enumerate(names)),
@@ -46,36 +52,38 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         **hub_kwargs,
     )
     image_processor = build_image_processor(model, model_args.model_name_or_path, model_args.from_scratch, **hub_kwargs)
-    settings = settings_from_image_processor(
-        image_processor,
-        random_resized_crop_scale=(data_args.crop_scale_min, 1.0),
-        horizontal_flip=data_args.horizontal_flip,
-        crop_pct=data_args.crop_pct,
+    settings = transform_settings(image_processor, data_args)
+    check_image_size(model, settings.image_size, training_args)
+    train_transform = build_train_transform(settings) if training_args.do_train else None
+    eval_transform = build_eval_transform(settings)
+    data = prepare_datasets(
+        splits, train_transform, eval_transform, data_args, training_args, label2id=model.config.label2id
     )
-    columns = {"image_column": data_args.image_column_name, "label_column": data_args.label_column_name}
-    splits["train"].set_transform(make_batch_transform(build_train_transform(settings), **columns))
-    splits["validation"].set_transform(make_batch_transform(build_eval_transform(settings), **columns))
 
+    motivator = load_motivator(model_args.motivator_model, **hub_kwargs) if model_args.motivator_model else None
     trainer = SMMixTrainer(
         model=model,
         args=training_args,
-        train_dataset=splits["train"] if training_args.do_train else None,
-        eval_dataset=splits["validation"],
+        motivator=motivator,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
         data_collator=collate_image_batch,
         processing_class=image_processor,
+        callbacks=data.callbacks,
+        **data.metric_functions,
     )
     base_model = None if model_args.from_scratch else resolve_model_name(model_args.model_name_or_path)
     dataset_name = data_args.dataset_name or data_args.train_dir
 
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-        trainer.save_model()
+        trainer.save_model(_internal_call=True)  # the one push happens after evaluation, with the card
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
 
     metrics: dict[str, float] = {}
-    if training_args.do_eval or training_args.do_train:
+    if training_args.do_eval:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
@@ -87,6 +95,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     if training_args.do_train:
         trainer.create_model_card(finetuned_from=base_model, dataset=dataset_name)
         if training_args.push_to_hub:
-            trainer.push_to_hub(finetuned_from=base_model, dataset=dataset_name)
+            push_final_model(trainer, finetuned_from=base_model, dataset=dataset_name)
     trainer.accelerator.end_training()
     return metrics
+
+
+def push_final_model(trainer: SMMixTrainer, **card_fields: str | None) -> None:
+    """Push through the Trainer's own mechanism; a failed upload leaves the saved model in place and says so."""
+    try:
+        trainer.push_to_hub(**card_fields)
+    except Exception as error:
+        raise RuntimeError(
+            f"training finished and the model is saved in {trainer.args.output_dir!r}, but pushing it to "
+            f"{trainer.args.hub_model_id or 'the Hub'} failed ({type(error).__name__}: {error}); upload it later "
+            f"with `hf upload {trainer.args.hub_model_id or '<repo id>'} {trainer.args.output_dir}`."
+        ) from error

@@ -1,27 +1,40 @@
-"""Image preprocessing for training and evaluation: torchvision transforms, RGB conversion, batching.
+"""Image preprocessing for training and evaluation: timm's ImageNet transforms, batching.
 
-Training uses the DeiT-style ``RandomResizedCrop`` + horizontal flip; evaluation resizes to
-``image_size / crop_pct`` and center-crops. Both normalize with the model's image processor statistics.
+Training is timm's ImageNet training transform (``timm.data.create_transform``): random resized crop,
+horizontal flip, an optional auto-augmentation policy (RandAugment in the DeiT recipe), colour jitter
+(which timm leaves out whenever an auto-augmentation policy is on), normalisation and random erasing.
+Evaluation resizes the short side to ``image_size / crop_pct`` and centre-crops. Both normalise with the
+model's image processor statistics.
+
+:class:`TransformSettings` defaults to the plain crop and flip; :data:`DEIT_TRAIN_AUGMENTATION` holds the
+DeiT recipe's values, which the command line uses by default.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from timm.data import create_transform
+from torch.utils.data import default_collate
 from torchvision import transforms
 
+from smmix_hf.data.images import SkipCounter, decode_image, image_source_name, to_rgb
+from smmix_hf.data.posterize import keep_zero_bit_posterize
+
 __all__ = [
+    "DEIT_TRAIN_AUGMENTATION",
     "TransformSettings",
     "build_eval_transform",
     "build_train_transform",
     "collate_image_batch",
     "make_batch_transform",
+    "make_example_transform",
     "settings_from_image_processor",
     "to_rgb",
 ]
@@ -36,9 +49,20 @@ _INTERPOLATIONS = {
     "hamming": transforms.InterpolationMode.HAMMING,
     "lanczos": transforms.InterpolationMode.LANCZOS,
 }
+_AUTO_AUGMENT_POLICIES = ("rand", "augmix", "original", "originalr", "v0", "v0r", "3a")
+_ERASING_MODES = ("const", "rand", "pixel")
 
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
-_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+DEIT_TRAIN_AUGMENTATION: dict[str, Any] = {
+    "random_resized_crop_scale": (0.08, 1.0),
+    "random_resized_crop_ratio": (3 / 4, 4 / 3),
+    "horizontal_flip": True,
+    "interpolation": "bicubic",
+    "auto_augment": "rand-m9-mstd0.5-inc1",
+    "color_jitter": 0.4,
+    "random_erasing": 0.25,
+    "random_erasing_mode": "pixel",
+    "random_erasing_count": 1,
+}
 
 
 def _triple(name: str, value: object) -> tuple[float, float, float]:
@@ -51,22 +75,40 @@ def _triple(name: str, value: object) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _bounds(name: str, value: Sequence[float], low: float, high: float) -> tuple[float, float]:
+    """A ``(min, max)`` pair with ``low < min <= max <= high``."""
+    first, second = (float(bound) for bound in value)
+    if not low < first <= second <= high:
+        raise ValueError(f"{name} must satisfy {low} < min <= max <= {high}, got {tuple(value)}.")
+    return first, second
+
+
 @dataclass
 class TransformSettings:
     """Everything the train and eval transforms need.
 
     ``image_size`` is the square model input side; ``mean`` / ``std`` normalize each RGB channel;
-    ``random_resized_crop_scale`` bounds the crop area of training crops; ``crop_pct`` is the share of the
-    resized evaluation image kept by the center crop; ``interpolation`` names the resampling filter.
+    ``random_resized_crop_scale`` / ``_ratio`` bound the area share and aspect ratio of training crops;
+    ``crop_pct`` is the share of the resized evaluation image kept by the center crop; ``interpolation``
+    names the resampling filter. ``auto_augment`` is a timm policy string (``rand-m9-mstd0.5-inc1`` is
+    DeiT's RandAugment) or None; ``color_jitter`` is the brightness / contrast / saturation strength, which
+    timm applies only when ``auto_augment`` is None; ``random_erasing`` is the probability of erasing a
+    random rectangle (``random_erasing_mode`` const / rand / pixel, up to ``random_erasing_count`` boxes).
     """
 
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     random_resized_crop_scale: tuple[float, float] = (0.08, 1.0)
+    random_resized_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     horizontal_flip: bool = True
     crop_pct: float = 0.875
     interpolation: str = "bicubic"
+    auto_augment: str | None = None
+    color_jitter: float = 0.0
+    random_erasing: float = 0.0
+    random_erasing_mode: str = "pixel"
+    random_erasing_count: int = 1
 
     def __post_init__(self) -> None:
         """Normalize the field types and reject values the transforms cannot use."""
@@ -76,18 +118,31 @@ class TransformSettings:
         self.std = _triple("std", self.std)
         if min(self.std) <= 0:
             raise ValueError(f"std must be positive in every channel, got {self.std}.")
-        low, high = (float(bound) for bound in self.random_resized_crop_scale)
-        if not 0.0 < low <= high <= 1.0:
-            raise ValueError(
-                f"random_resized_crop_scale must satisfy 0 < low <= high <= 1, got {self.random_resized_crop_scale}."
-            )
-        self.random_resized_crop_scale = (low, high)
+        self.random_resized_crop_scale = _bounds("random_resized_crop_scale", self.random_resized_crop_scale, 0, 1)
+        self.random_resized_crop_ratio = _bounds("random_resized_crop_ratio", self.random_resized_crop_ratio, 0, 100)
         if not 0.0 < self.crop_pct <= 1.0:
             raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct!r}; 0.875 is the usual value.")
         if self.interpolation not in _INTERPOLATIONS:
             raise ValueError(
                 f"Unknown interpolation {self.interpolation!r}; use one of {', '.join(sorted(_INTERPOLATIONS))}."
             )
+        if self.auto_augment is not None and str(self.auto_augment).lower() in ("", "none", "false"):
+            self.auto_augment = None
+        if self.auto_augment is not None and str(self.auto_augment).split("-")[0] not in _AUTO_AUGMENT_POLICIES:
+            raise ValueError(
+                f"auto_augment {self.auto_augment!r} is not a timm policy; use e.g. 'rand-m9-mstd0.5-inc1' "
+                "(DeiT's RandAugment), 'augmix-m5-w3', 'original' or 'none'."
+            )
+        if self.color_jitter < 0:
+            raise ValueError(f"color_jitter must be >= 0 (0 switches it off), got {self.color_jitter!r}.")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ValueError(f"random_erasing is a probability in [0, 1], got {self.random_erasing!r}.")
+        if self.random_erasing_mode not in _ERASING_MODES:
+            raise ValueError(
+                f"random_erasing_mode must be one of {', '.join(_ERASING_MODES)}, got {self.random_erasing_mode!r}."
+            )
+        if self.random_erasing_count < 1:
+            raise ValueError(f"random_erasing_count must be >= 1, got {self.random_erasing_count!r}.")
 
     @property
     def interpolation_mode(self) -> transforms.InterpolationMode:
@@ -145,18 +200,32 @@ def settings_from_image_processor(image_processor: Any, **overrides: Any) -> Tra
 
 
 def build_train_transform(settings: TransformSettings) -> ImageTransform:
-    """Random resized crop, optional horizontal flip, tensor conversion and normalization."""
-    steps: list[Callable[[Any], Any]] = [
-        transforms.RandomResizedCrop(
+    """timm's ImageNet training transform with the crop, flip, augmentation and erasing of ``settings``.
+
+    Posterize to 0 bits (RandAugment at magnitude 10) gives a black image, as with Pillow <= 12.
+    """
+    try:
+        transform = create_transform(
             settings.image_size,
+            is_training=True,
             scale=settings.random_resized_crop_scale,
-            interpolation=settings.interpolation_mode,
+            ratio=settings.random_resized_crop_ratio,
+            hflip=0.5 if settings.horizontal_flip else 0.0,
+            color_jitter=settings.color_jitter or None,
+            auto_augment=settings.auto_augment,
+            interpolation=settings.interpolation,
+            mean=settings.mean,
+            std=settings.std,
+            re_prob=settings.random_erasing,
+            re_mode=settings.random_erasing_mode,
+            re_count=settings.random_erasing_count,
         )
-    ]
-    if settings.horizontal_flip:
-        steps.append(transforms.RandomHorizontalFlip())
-    steps += [transforms.ToTensor(), transforms.Normalize(settings.mean, settings.std)]
-    return transforms.Compose(steps)
+    except (AssertionError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"timm rejects auto_augment {settings.auto_augment!r} ({type(error).__name__}: {error}); "
+            "use e.g. 'rand-m9-mstd0.5-inc1' or 'none'."
+        ) from error
+    return keep_zero_bit_posterize(transform)
 
 
 def build_eval_transform(settings: TransformSettings) -> ImageTransform:
@@ -172,75 +241,93 @@ def build_eval_transform(settings: TransformSettings) -> ImageTransform:
     )
 
 
-def _integer_to_uint8(image: Image.Image) -> np.ndarray:
-    """Scale a 16- or 32-bit integer grayscale image to 0..255."""
-    values = np.asarray(image, dtype=np.float64)
-    if image.mode in _SIXTEEN_BIT_MODES or values.max(initial=0.0) > 255.0:
-        values = values / 257.0
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+def _missing_column_error(column: str, columns: Sequence[str], function: str) -> ValueError:
+    return ValueError(
+        f"The dataset has no column {column!r} (columns: {sorted(columns)}); "
+        f"pass image_column= / label_column= to {function}."
+    )
 
 
-def _float_to_uint8(image: Image.Image) -> np.ndarray:
-    """Scale a float grayscale image (0..1 or 0..255) to 0..255."""
-    values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-    if values.max(initial=0.0) <= 1.0:
-        values = values * 255.0
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert an image of any common PIL mode to RGB.
-
-    Transparent images are composited on white; 16- and 32-bit integer images are scaled to 8 bit; float
-    images in 0..1 are scaled to 0..255; palette, grayscale, CMYK and YCbCr images are converted directly.
-    """
-    if not isinstance(image, Image.Image):
-        raise ValueError(f"to_rgb expects a PIL.Image.Image, got {type(image).__name__}; decode the image first.")
-    if image.mode == "RGB":
-        return image
-    if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode == "I" or image.mode in _SIXTEEN_BIT_MODES:
-        return Image.fromarray(_integer_to_uint8(image)).convert("RGB")
-    if image.mode == "F":
-        return Image.fromarray(_float_to_uint8(image)).convert("RGB")
-    try:
-        return image.convert("RGB")
-    except (ValueError, OSError) as error:
-        raise ValueError(f"Cannot convert image mode {image.mode!r} to RGB; convert it before loading.") from error
+def _check_label_range(labels: list[int], images: list[Any], shards: list[str | None], num_labels: int) -> None:
+    for label, image, shard in zip(labels, images, shards, strict=True):
+        if not 0 <= label < num_labels:
+            raise ValueError(
+                f"image {image_source_name(image, shard)} has label {label}, outside the {num_labels} classes "
+                f"(0..{num_labels - 1}); fix the label or pass --label_names_file naming every class."
+            )
 
 
 def make_batch_transform(
-    transform: ImageTransform, image_column: str = "image", label_column: str = "label"
+    transform: ImageTransform,
+    image_column: str = "image",
+    label_column: str = "label",
+    *,
+    strict: bool = False,
+    counter: SkipCounter | None = None,
+    label_map: Sequence[int] | None = None,
+    num_labels: int | None = None,
 ) -> Callable[[Mapping[str, list[Any]]], dict[str, list[Any]]]:
     """A batch function for ``Dataset.set_transform`` / ``with_transform`` yielding model inputs.
 
-    It converts every image of the batch to RGB, applies ``transform`` and returns
-    ``{"pixel_values": [tensor, ...], "labels": [int, ...]}``.
+    It decodes every image of the batch to RGB (decoded PIL images, ``{"bytes", "path"}`` records and
+    file paths all work), applies ``transform`` and returns ``{"pixel_values": [...], "labels": [...]}``.
+    An image that does not decode becomes ``None`` (counted in ``counter``; :func:`collate_image_batch`
+    drops it) or, with ``strict``, raises an error naming the file. ``label_map[k]`` replaces label ``k``;
+    with ``num_labels`` a label outside 0..num_labels-1 raises an error naming the file.
     """
 
     def apply(batch: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
         """Transform one batch of rows."""
         for column in (image_column, label_column):
             if column not in batch:
-                raise ValueError(
-                    f"The dataset has no column {column!r} (columns: {sorted(batch)}); "
-                    "pass image_column= / label_column= to make_batch_transform."
-                )
-        return {
-            "pixel_values": [transform(to_rgb(image)) for image in batch[image_column]],
-            "labels": [int(label) for label in batch[label_column]],
-        }
+                raise _missing_column_error(column, list(batch), "make_batch_transform")
+        shards = batch.get("__url__") or [None] * len(batch[image_column])
+        pixel_values = []
+        for value, shard in zip(batch[image_column], shards, strict=True):
+            image = decode_image(value, strict=strict, counter=counter, shard=shard)
+            pixel_values.append(None if image is None else transform(image))
+        labels = [int(label) for label in batch[label_column]]
+        if num_labels is not None:
+            _check_label_range(labels, batch[image_column], shards, num_labels)
+        if label_map is not None:
+            labels = [int(label_map[label]) for label in labels]
+        return {"pixel_values": pixel_values, "labels": labels}
+
+    return apply
+
+
+def make_example_transform(
+    transform: ImageTransform,
+    image_column: str = "image",
+    label_column: str = "label",
+    **options: Any,
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The per-example form of :func:`make_batch_transform`, for ``IterableDataset.map``."""
+    batch_transform = make_batch_transform(transform, image_column, label_column, **options)
+
+    def apply(example: Mapping[str, Any]) -> dict[str, Any]:
+        """Transform one row."""
+        batch = batch_transform({key: [value] for key, value in example.items()})
+        return {key: values[0] for key, values in batch.items()}
 
     return apply
 
 
 def collate_image_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack rows into ``{"pixel_values": float [B, 3, H, W], "labels": long [B]}``."""
+    """Stack rows into ``{"pixel_values": float [B, 3, H, W], "labels": long [B]}``.
+
+    Rows whose image did not decode (``pixel_values`` is None) are left out; they were counted and
+    named in a warning when they were read. In a DataLoader worker the images are stacked straight into
+    shared memory (``default_collate``), which saves a copy on the way to the training process.
+    """
     if not examples:
         raise ValueError("collate_image_batch got an empty list of examples; use a batch size of at least 1.")
-    pixel_values = torch.stack([torch.as_tensor(example["pixel_values"]) for example in examples]).float()
-    labels = torch.tensor([int(example["labels"]) for example in examples], dtype=torch.long)
+    kept = [example for example in examples if example["pixel_values"] is not None]
+    if not kept:
+        raise ValueError(
+            f"none of the {len(examples)} images of a batch decodes; the warnings above name the files. "
+            "Check the image column (--image_column_name) and the files."
+        )
+    pixel_values = default_collate([torch.as_tensor(example["pixel_values"]) for example in kept]).float()
+    labels = torch.tensor([int(example["labels"]) for example in kept], dtype=torch.long)
     return {"pixel_values": pixel_values, "labels": labels}
