@@ -60,6 +60,10 @@ def test_paper_recipe_as_written(name):
     assert args.label_smoothing_factor == 0.1 and args.lr_scheduler_type.value == "cosine_with_min_lr"
     warmup_epochs = 20 if name.startswith("swin") else 5
     assert args.warmup_steps == pytest.approx(warmup_epochs / 300, abs=1e-6)
+    _, other_source, _ = parse_args(
+        ["--config", str(recipe), "--use_cpu", "true", "--dataset_name", "", "--train_dir", "x"]
+    )
+    assert other_source.dataset_name == "" and other_source.train_dir == "x"
     if name == "swin_tiny_smmix":
         assert model_args.config_overrides == "drop_path_rate=0.2" and args.max_grad_norm == 5.0
 
