@@ -33,7 +33,7 @@ def place_on_canvas(
 
 
 def load_canvas_digits(
-    canvas_size: int = 40, scale: tuple[float, float] = (0.3, 0.6), noise: float = 0.35, seed: int = 0
+    canvas_size: int = 40, scale: tuple[float, float] = (0.4, 0.75), noise: float = 0.25, seed: int = 0
 ) -> datasets.DatasetDict:
     """Train / validation splits of digits on noisy canvases; columns ``image`` and ``label``."""
     if not 0.0 < scale[0] <= scale[1] <= 1.0:
