@@ -6,21 +6,13 @@ import copy
 
 import pytest
 import torch
+from probing import probe_scores
 from tiny_models import tiny_deit, tiny_pvt, tiny_swin, tiny_vit
 from transformers import AutoModelForImageClassification, BeitConfig
 
 from smmix_hf.architectures import adapter_for
 from smmix_hf.mixing import image_attention_score
 from smmix_hf.probe import SMMixProbe
-
-
-def probe_scores(model, images):
-    probe = SMMixProbe(model)
-    model.eval()
-    with torch.no_grad(), probe.reading_attention(tuple(images.shape[-2:])):
-        logits = model(pixel_values=images).logits
-    probe.remove()
-    return probe.scores, logits
 
 
 def eager_attention(model, images):

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from probing import probe_scores
 from tiny_data import digits_split
 from transformers import AutoModelForImageClassification, PreTrainedModel, TimmWrapperConfig
 
@@ -39,15 +40,6 @@ def tiny_pvt_v2(**overrides) -> PreTrainedModel:
 
 
 TINY_TIMM = {"cait": tiny_cait, "pvt_v2": tiny_pvt_v2}
-
-
-def probe_scores(model, images):
-    probe = SMMixProbe(model)
-    model.eval()
-    with torch.no_grad(), probe.reading_attention(tuple(images.shape[-2:])):
-        logits = model(pixel_values=images).logits
-    probe.remove()
-    return probe.scores, logits
 
 
 def test_adapters_are_chosen_by_the_wrapped_timm_class():

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from probing import probe_scores as own_scores
 from tiny_data import digits_processor, digits_split
 from tiny_models import tiny_swin, tiny_vit
 
@@ -14,7 +15,6 @@ from smmix_hf import SMMixConfig, SMMixTrainer
 from smmix_hf.cli.train import main
 from smmix_hf.data.transforms import collate_image_batch
 from smmix_hf.motivator import Motivator, resample_score_grid
-from smmix_hf.probe import SMMixProbe
 
 
 def make_config(tmp_path, **overrides) -> SMMixConfig:
@@ -32,16 +32,6 @@ def make_config(tmp_path, **overrides) -> SMMixConfig:
         seed=0,
     )
     return SMMixConfig(**{**settings, **overrides})
-
-
-def own_scores(model, images):
-    """The model's own Eq. 6 scores and logits, read by a probe of its own."""
-    probe = SMMixProbe(model)
-    model.eval()
-    with torch.no_grad(), probe.reading_attention(tuple(images.shape[-2:])):
-        logits = model(pixel_values=images).logits
-    probe.remove()
-    return probe.scores, logits
 
 
 def test_scores_and_clean_logits_come_from_the_motivator(tmp_path):
