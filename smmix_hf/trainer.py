@@ -7,6 +7,7 @@ from collections import Counter
 from contextlib import nullcontext
 from typing import Any
 
+import datasets
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +38,13 @@ from smmix_hf.mixing import (
 from smmix_hf.model_card import write_model_card
 from smmix_hf.motivator import Motivator
 from smmix_hf.probe import SMMixProbe
+from smmix_hf.stream_resume import (
+    StreamPosition,
+    enable_stateful_loading,
+    load_stream_position,
+    loader_state_for_resume,
+    save_stream_position,
+)
 
 __all__ = ["SMMixTrainer"]
 
@@ -97,6 +105,11 @@ class SMMixTrainer(Trainer):
         self._term_counts: Counter[str] = Counter()
         self._method_counts: Counter[str] = Counter()
         self._first_nonfinite_step: torch.Tensor | None = None
+        self._stream_loader: Any = None
+        self._stream_epoch = 0
+        self._stream_resume: StreamPosition | None = None
+        if self.streams_training_data:
+            enable_stateful_loading(self.accelerator)
 
     # ---- the loss ----
 
@@ -335,12 +348,64 @@ class SMMixTrainer(Trainer):
             metrics=metrics,
         )
 
-    # ---- checkpoints: weights restored with key renaming; the sampler's state travels with the RNG states ----
+    # ---- checkpoints: weights restored with key renaming; the sampler's state and the stream position travel
+    # with the RNG states ----
+
+    @property
+    def streams_training_data(self) -> bool:
+        return isinstance(self.train_dataset, datasets.IterableDataset)
 
     def _save_rng_state(self, output_dir: str) -> None:
         super()._save_rng_state(output_dir)
         if self.args.should_save:
             torch.save(self.mix_sampler.state_dict(), os.path.join(output_dir, SAMPLER_STATE_NAME))
+        if self._stream_loader is not None:
+            save_stream_position(
+                self._stream_loader, self._stream_epoch, output_dir, self.args.process_index, self.args.world_size
+            )
+
+    def _init_training_state(
+        self,
+        max_steps: int,
+        num_update_steps_per_epoch: int,
+        num_train_epochs: int,
+        resume_from_checkpoint: str | None,
+        trial: Any,
+    ) -> tuple[int, int]:
+        """For a stream, resume in the saved epoch at the saved position instead of skipping batches."""
+        epochs_trained, steps_to_skip = super()._init_training_state(
+            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+        )
+        self._stream_resume = None
+        if resume_from_checkpoint is None or not self.streams_training_data or self.args.ignore_data_skip:
+            return epochs_trained, steps_to_skip
+        position = load_stream_position(resume_from_checkpoint, self.args.process_index)
+        if position is None:
+            raise ValueError(
+                f"{resume_from_checkpoint} holds no stream position for process {self.args.process_index}, so the "
+                "stream would restart from its beginning; pass --ignore_data_skip true to accept that."
+            )
+        position.check_layout(self.args.world_size, self.args.dataloader_num_workers, resume_from_checkpoint)
+        if position.epoch_finished:
+            self.state.epoch = float(position.epoch + 1)
+            return position.epoch + 1, 0
+        self._stream_resume = position
+        return position.epoch, 0
+
+    def _run_epoch(self, **kwargs: Any) -> Any:
+        """Remember the stream's loader and epoch for checkpoints; load the saved position when resuming."""
+        if not self.streams_training_data:
+            return super()._run_epoch(**kwargs)
+        loader, epoch = kwargs["train_dataloader"], kwargs["epoch"]
+        self._stream_loader, self._stream_epoch = loader, epoch
+        if self._stream_resume is not None and self._stream_resume.epoch == epoch:
+            loader.load_state_dict(loader_state_for_resume(self._stream_resume, loader.dataset.num_shards))
+            self._stream_resume = None
+        result = super()._run_epoch(**kwargs)
+        if not self.control.should_training_stop:
+            # A stream has no length, so the Trainer's fractional epoch never reaches the next whole number.
+            self.state.epoch = float(epoch + 1)
+        return result
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)

@@ -2,7 +2,8 @@
 
 A map-style training split gets its transform through ``set_transform`` and is wrapped in
 :class:`~smmix_hf.data.seeded.SeededSamples` (augmentation that a resumed run repeats); a streamed one is
-shuffled and transformed lazily with ``IterableDataset.map``, and ``max_steps`` is derived for it.
+shuffled and transformed lazily with ``IterableDataset.map`` under a per-example seed
+(:class:`~smmix_hf.data.seeded.SeededExampleTransform`), and ``max_steps`` is derived for it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from smmix_hf.cli.arguments import DataArguments
 from smmix_hf.config import SMMixConfig
 from smmix_hf.data.class_subset import read_class_subset, subset_topk_ids
 from smmix_hf.data.images import SkipCounter
-from smmix_hf.data.seeded import SeededSamples, SetEpochCallback
+from smmix_hf.data.seeded import SeededExampleTransform, SeededSamples, SetEpochCallback
 from smmix_hf.data.skipped import SkippedImagesCallback
 from smmix_hf.data.sources import ImageSplits, check_labels
 from smmix_hf.data.streaming import configure_streaming, shuffle_stream
@@ -98,9 +99,11 @@ def prepare_datasets(
         if isinstance(splits.train, datasets.IterableDataset):
             readers = args.world_size * max(1, args.dataloader_num_workers)
             stream = shuffle_stream(splits.train, args.seed, data_args.shuffle_buffer_size, readers)
-            prepared.train = stream.map(
-                make_example_transform(train_transform, **options), remove_columns=stream.column_names
+            transform = SeededExampleTransform(
+                make_example_transform(train_transform, **options), args.seed, data_args.image_column_name
             )
+            prepared.train = stream.map(transform, remove_columns=stream.column_names)
+            prepared.callbacks.append(SetEpochCallback(transform))
             configure_streaming(args, data_args, prepared.train, splits.num_train_examples, splits.size_source)
         else:
             splits.train.set_transform(make_batch_transform(train_transform, **options))
