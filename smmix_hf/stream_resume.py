@@ -29,6 +29,7 @@ __all__ = [
     "enable_stateful_loading",
     "load_stream_position",
     "loader_state_for_resume",
+    "restart_epoch_afresh",
     "save_stream_position",
 ]
 
@@ -127,3 +128,14 @@ def loader_state_for_resume(position: StreamPosition, num_sources: int) -> dict[
     if isinstance(dataset_state, dict) and "epoch" in dataset_state:
         dataset_state["epoch"] = position.epoch
     return state
+
+
+def restart_epoch_afresh(loader: Any) -> None:
+    """Make the first epoch of a resumed run read with the epoch the Trainer sets, not with epoch 0.
+
+    accelerate asks a new ``StatefulDataLoader`` for its state when it wraps it, and torchdata creates the
+    loader's iterator to answer. That starts the DataLoader workers, which begin reading the stream with
+    the epoch they were started with (0). Loading that untouched state back drops the early iterator, so
+    the workers start only when the epoch has been set.
+    """
+    loader.load_state_dict(loader.state_dict())

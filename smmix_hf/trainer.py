@@ -43,6 +43,7 @@ from smmix_hf.stream_resume import (
     enable_stateful_loading,
     load_stream_position,
     loader_state_for_resume,
+    restart_epoch_afresh,
     save_stream_position,
 )
 
@@ -387,8 +388,9 @@ class SMMixTrainer(Trainer):
             )
         position.check_layout(self.args.world_size, self.args.dataloader_num_workers, resume_from_checkpoint)
         if position.epoch_finished:
-            self.state.epoch = float(position.epoch + 1)
-            return position.epoch + 1, 0
+            # The saved epoch was read to its end: start the next one afresh.
+            position = StreamPosition(position.epoch + 1, False, {}, position.num_processes, position.num_workers)
+            self.state.epoch = float(position.epoch)
         self._stream_resume = position
         return position.epoch, 0
 
@@ -399,7 +401,10 @@ class SMMixTrainer(Trainer):
         loader, epoch = kwargs["train_dataloader"], kwargs["epoch"]
         self._stream_loader, self._stream_epoch = loader, epoch
         if self._stream_resume is not None and self._stream_resume.epoch == epoch:
-            loader.load_state_dict(loader_state_for_resume(self._stream_resume, loader.dataset.num_shards))
+            if self._stream_resume.loader_state:
+                loader.load_state_dict(loader_state_for_resume(self._stream_resume, loader.dataset.num_shards))
+            else:
+                restart_epoch_afresh(loader)
             self._stream_resume = None
         result = super()._run_epoch(**kwargs)
         if not self.control.should_training_stop:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import warnings
@@ -19,19 +18,12 @@ from pathlib import Path
 
 import pytest
 from data_files import records, write_image_folder, write_parquet, write_webdataset
+from launching import CPU_2PROC, free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CPU_2PROC = REPO_ROOT / "configs" / "accelerate" / "cpu_2proc.yaml"
 SCRIPT = Path(__file__).resolve().parent / "distributed" / "stream_shard_ids.py"
 COUNT = 40
 TINY = "image_size=32,patch_size=8,hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=64"
 KNOWN_EXIT_ABORT = "terminate called without an active exception"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from launching import REPO_ROOT, accelerate_launch, free_port
 from transformers import AutoModelForImageClassification
 
 from smmix_hf.cli.train import main
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CPU_2PROC = REPO_ROOT / "configs" / "accelerate" / "cpu_2proc.yaml"
 RECORDING_SCRIPT = Path(__file__).resolve().parent / "distributed" / "recording_run_smmix.py"
 DEMO = str(REPO_ROOT / "configs" / "demo.yaml")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def accelerate_launch(script: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC),
-        "--main_process_port", str(free_port()), str(script), *args,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 
 The stream is 4 local parquet shards of 40 images whose labels are their ids, read by 2 DataLoader workers
 at batch 4: 10 steps per epoch. The checkpoint at step 12 lies 2 batches into epoch 1, and the runs end at
-step 14. Every test records the ids each training step saw.
+step 14. The single-process tests record the ids each training step saw; the 2-process test compares
+final weights.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from data_files import records, write_image_folder, write_parquet
+from launching import REPO_ROOT, accelerate_launch
 from safetensors.torch import load_file
 
 import smmix_hf.trainer as trainer_module
@@ -100,3 +102,23 @@ def test_resume_with_another_worker_count_is_refused(stream_args, tmp_path, trai
     (checkpoint / STREAM_STATE_NAME.format(rank=0)).unlink()
     with pytest.raises(ValueError, match=r"holds no stream position.*--ignore_data_skip true"):
         main(resume)
+
+
+def test_two_processes_resume_each_at_its_own_position(stream_args, tmp_path):
+    """2 processes x 2 workers, one shard of 10 per worker: 6 batches per epoch (4, 4, 2 per worker), so
+    checkpoint-12 ends epoch 1 and the resumed run starts epoch 2 afresh."""
+    args = [*stream_args, "--shuffle_buffer_size", "0"]
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    script = REPO_ROOT / "run_smmix.py"
+    straight = accelerate_launch(script, [*args, "--output_dir", str(tmp_path / "straight")], env)
+    assert straight.returncode == 0, straight.stderr[-5000:]
+    checkpoint = tmp_path / "resumed" / "checkpoint-12"
+    shutil.copytree(tmp_path / "straight" / "checkpoint-12", checkpoint)
+    assert {path.name for path in checkpoint.glob("stream_state_rank*.pth")} == {
+        STREAM_STATE_NAME.format(rank=rank) for rank in (0, 1)
+    }
+    resume = [*args, "--output_dir", str(tmp_path / "resumed"), "--resume_from_checkpoint", str(checkpoint)]
+    resumed = accelerate_launch(script, resume, env)
+    assert resumed.returncode == 0, resumed.stderr[-5000:]
+    reference, weights = (load_file(tmp_path / run / "model.safetensors") for run in ("straight", "resumed"))
+    assert all(torch.equal(weights[name], reference[name]) for name in reference)
