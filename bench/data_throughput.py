@@ -118,29 +118,13 @@ def deit_settings(image_size: int):
 
 
 def baseline_loader(folder: Path, args: argparse.Namespace) -> torch.utils.data.DataLoader:
-    """torchvision's ImageFolder with timm's DeiT transform, called directly."""
-    from timm.data import create_transform
+    """torchvision's ImageFolder with the same DeiT transform (timm's, through ``build_train_transform``)."""
     from torchvision.datasets import ImageFolder
 
-    from smmix_hf.data.posterize import keep_zero_bit_posterize
+    from smmix_hf.data.transforms import build_train_transform
 
-    settings = deit_settings(args.image_size)
-    transform = create_transform(
-        args.image_size,
-        is_training=True,
-        scale=settings.random_resized_crop_scale,
-        ratio=settings.random_resized_crop_ratio,
-        hflip=0.5,
-        color_jitter=settings.color_jitter,
-        auto_augment=settings.auto_augment,
-        interpolation=settings.interpolation,
-        mean=settings.mean,
-        std=settings.std,
-        re_prob=settings.random_erasing,
-        re_mode=settings.random_erasing_mode,
-        re_count=settings.random_erasing_count,
-    )
-    dataset = ImageFolder(str(folder), transform=keep_zero_bit_posterize(transform))
+    transform = build_train_transform(deit_settings(args.image_size))
+    dataset = ImageFolder(str(folder), transform=transform)
     return torch.utils.data.DataLoader(
         dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers, persistent_workers=args.workers > 0
     )
