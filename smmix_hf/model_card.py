@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import importlib.metadata
 import math
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 __all__ = ["SMMIX_BIBTEX", "write_model_card"]
 
@@ -38,6 +39,14 @@ _SMMIX_SUMMARY = (
 )
 
 _VERSIONED_PACKAGES = ("transformers", "torch", "datasets", "accelerate", "smmix_hf")
+_BASE_TAGS = ("image-classification", "smmix", "vision")
+# The metrics that go into the Hub's ``model-index`` (shown on the model page): metric key -> (type, pretty name).
+# ``eval_accuracy`` is top-1 under the name of the HF example; it is used only when ``eval_top1`` is missing.
+_INDEXED_METRICS = {
+    "eval_top1": ("accuracy", "Top-1 accuracy"),
+    "eval_accuracy": ("accuracy", "Top-1 accuracy"),
+    "eval_top5": ("top_5_accuracy", "Top-5 accuracy"),
+}
 
 
 def _package_version(name: str) -> str:
@@ -49,7 +58,9 @@ def _package_version(name: str) -> str:
 
 
 def _cell(value: object) -> str:
-    """Render one value as a markdown table cell."""
+    """Render one value as a markdown table cell; an enum member shows its value (``adamw_torch_fused``)."""
+    if isinstance(value, enum.Enum):
+        value = value.value
     if isinstance(value, float):
         text = f"{value:.6g}"
     elif isinstance(value, (list, tuple)):
@@ -73,6 +84,37 @@ def _metrics_section(metrics: Mapping[str, float] | None, dataset_name: str | No
     where = f" on `{dataset_name}`" if dataset_name else ""
     formatted = {key: f"{value:.4f}" if isinstance(value, float) else value for key, value in metrics.items()}
     return f"Results{where}:\n\n" + _table(formatted, ("Metric", "Value"))
+
+
+def _eval_results(
+    metrics: Mapping[str, float] | None, dataset_name: str | None, dataset_split: str | None
+) -> list[EvalResult] | None:
+    """The ``model-index`` entries: top-1 and top-5 accuracy on the evaluation dataset (needs a dataset name)."""
+    if not metrics or not dataset_name:
+        return None
+    results, seen = [], set()
+    for key, (metric_type, metric_name) in _INDEXED_METRICS.items():
+        if key in metrics and metric_type not in seen:
+            seen.add(metric_type)
+            results.append(
+                EvalResult(
+                    task_type="image-classification",
+                    task_name="Image Classification",
+                    dataset_type=dataset_name,
+                    dataset_name=dataset_name,
+                    dataset_split=dataset_split,
+                    metric_type=metric_type,
+                    metric_name=metric_name,
+                    metric_value=round(float(metrics[key]), 4),
+                )
+            )
+    return results or None
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _check_inputs(
@@ -105,22 +147,33 @@ def write_model_card(
     dataset_name: str | None,
     recipe: dict[str, object],
     metrics: dict[str, float] | None = None,
+    license: str | None = None,
+    language: str | Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
+    dataset_split: str | None = "validation",
 ) -> pathlib.Path:
     """Write ``README.md`` describing an SMMix-trained image classifier into ``output_dir``.
 
-    The card's metadata marks it as a transformers image-classification model tagged ``smmix``; the body
-    explains SMMix, lists the training ``recipe`` and the evaluation ``metrics`` as tables, records the
-    installed framework versions and gives the paper's BibTeX. Returns the path of the written file.
+    The card's metadata marks it as a transformers image-classification model tagged ``smmix`` (plus ``tags``),
+    names the ``base_model`` of a fine-tune, passes ``license`` and ``language`` through, and carries the Hub's
+    ``model-index`` with top-1 / top-5 accuracy on ``dataset_name`` (its ``dataset_split``), so the results show
+    on the model page. The body explains SMMix, lists the training ``recipe`` and the evaluation ``metrics`` as
+    tables, records the installed framework versions and gives the paper's BibTeX. Returns the written path.
     """
     directory = pathlib.Path(output_dir)
     _check_inputs(directory, model_name, recipe, metrics)
+    extra_tags = [tag for tag in _as_list(tags) if tag not in _BASE_TAGS]
     card_data = ModelCardData(
+        model_name=model_name.strip(),
         library_name="transformers",
         pipeline_tag="image-classification",
-        tags=["image-classification", "smmix", "vision"],
+        tags=[*_BASE_TAGS, *dict.fromkeys(extra_tags)],
         base_model=base_model or None,
         datasets=[dataset_name] if dataset_name else None,
         metrics=["accuracy"],
+        license=license or None,
+        language=_as_list(language) or None,
+        eval_results=_eval_results(metrics, dataset_name, dataset_split),
     )
     versions = {name: _package_version(name) for name in _VERSIONED_PACKAGES}
     sections = [

@@ -1,23 +1,32 @@
-"""Bad input stops the run early with one line that says what was wrong and how to fix it."""
+"""Bad input stops the run early with one line that says what was wrong and how to fix it.
+
+In process, ``main`` raises a one-line :class:`UsageError`; the command (a real subprocess) prints it as
+``smmix-train: error: ...`` and exits 2 without a traceback, the argparse convention. A failure once training runs
+keeps its traceback.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import subprocess
+import sys
 
 import datasets
 import pytest
 import torch
+from data_files import records, write_image_folder
 from PIL import Image
 from tiny_data import digits_split
 from tiny_models import tiny_vit
 from transformers import AutoModelForImageClassification, BeitConfig
 
 from smmix_hf import SMMixConfig, SMMixTrainer
+from smmix_hf.cli.errors import UsageError
 from smmix_hf.cli.train import main
 from smmix_hf.data.sources import check_labels, class_names
 from smmix_hf.data.transforms import collate_image_batch
 
-DEMO = str(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+DEMO = "demo"  # the packaged recipe, by name
 QUICK = ["--max_steps", "2", "--disable_tqdm", "true", "--max_eval_samples", "16"]
 
 
@@ -28,7 +37,7 @@ def one_line(error: pytest.ExceptionInfo) -> str:
 
 
 def test_missing_column_lists_the_columns(tmp_path):
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(UsageError) as error:
         main(["--config", DEMO, "--output_dir", str(tmp_path), "--label_column_name", "labels", *QUICK])
     assert "label column 'labels' is not in the dataset; its columns are: image, label" in one_line(error)
 
@@ -37,7 +46,7 @@ def test_image_size_not_divisible_by_the_patch(tmp_path):
     overrides = (
         "image_size=30,patch_size=8,hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=64"
     )
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(UsageError) as error:
         main(["--config", DEMO, "--output_dir", str(tmp_path), "--config_overrides", overrides, *QUICK])
     assert "image size 30x30 is not divisible by the patch size 8" in one_line(error)
 
@@ -56,7 +65,7 @@ def test_unsupported_architecture_names_the_supported_ones(tmp_path):
 def test_output_dir_holding_another_run_is_refused_unless_resuming_or_overwriting(tmp_path):
     output_dir = tmp_path / "run"
     main(["--config", DEMO, "--output_dir", str(output_dir), "--save_strategy", "steps", "--save_steps", "1", *QUICK])
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(UsageError) as error:
         main(["--config", DEMO, "--output_dir", str(output_dir), *QUICK])
     message = one_line(error)
     assert f"output_dir '{output_dir}' already holds a run" in message
@@ -108,3 +117,70 @@ def test_labels_outside_the_class_ids_are_refused(tmp_path):
     with pytest.raises(ValueError) as error:
         check_labels(validation, "label", num_labels=10)
     assert "holds 12, outside the model's 10 classes (0..9)" in one_line(error)
+
+
+# ---- the command: one line and exit 2 for usage errors, a traceback for failures during training ----
+
+
+def smmix_train(*argv: str, cwd, debug: bool = False) -> subprocess.CompletedProcess:
+    """``python -m smmix_hf`` (the ``smmix-train`` entry point) in a real subprocess, offline."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("SMMIX_DEBUG", None)
+    if debug:
+        env["SMMIX_DEBUG"] = "1"
+    command = [sys.executable, "-m", "smmix_hf", *argv]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def usage_error_line(result: subprocess.CompletedProcess) -> str:
+    """The one error line of a usage error; fails on a traceback, a second error line or another exit status."""
+    lines = result.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("smmix-train: error: ")]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr[-3000:]
+    return errors[0].removeprefix("smmix-train: error: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--config", "demo", "--max_steps", "x"], "argument --max_steps/--max-steps: invalid int value: 'x' (see "
+         "smmix-train --help)"),
+        (["--config", "demo", "--learning_rte", "0.1"], "unrecognized arguments: --learning_rte 0.1; did you mean "
+         "'--learning_rate'? (see smmix-train --help)"),
+        (["--config", "dmo"], "config 'dmo' is neither a file nor a packaged recipe; did you mean 'demo'?"),
+        (["--output_dir", "run"], "the following arguments are required: --model_name_or_path/--model"),
+        (["--config", "demo", "--mixup_alpha", "0"], "mixup_alpha must be > 0 (it parameterises a Beta distribution)"),
+        (["--config", "demo", "--label_column_name", "labels"], "label column 'labels' is not in the dataset; its "
+         "columns are: image, label"),
+    ],
+    ids=["bad-value", "unknown-flag", "unknown-recipe", "missing-model", "config-validation", "data-check"],
+)  # fmt: skip
+def test_usage_errors_print_one_line_and_exit_2(argv, expected, tmp_path):
+    result = smmix_train(*argv, "--output_dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert expected in usage_error_line(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_smmix_debug_shows_the_traceback_of_a_usage_error(tmp_path):
+    result = smmix_train("--config", "demo", "--mixup_alpha", "0", "--output_dir", str(tmp_path), cwd=tmp_path,
+                         debug=True)  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr and "in validate_smmix" in result.stderr
+    assert "smmix_hf.cli.errors.UsageError: mixup_alpha must be > 0" in result.stderr
+    assert "smmix-train: error:" not in result.stderr
+
+
+def test_a_failure_during_training_keeps_its_traceback(tmp_path):
+    """The same kind of exception as a usage error (a ValueError) raised once training runs is not one."""
+    folder = write_image_folder(tmp_path / "images", records(16, 2, corrupt=(5,)))
+    result = smmix_train(
+        "--config", "demo", "--dataset_name", "", "--train_dir", str(folder), "--validation_dir", str(folder),
+        "--strict_images", "true", "--dataloader_num_workers", "0", "--output_dir", str(tmp_path / "run"), *QUICK,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback (most recent call last)" in result.stderr and "trainer.train(" in result.stderr
+    assert "ImageDecodeError" in result.stderr and "s00005.png" in result.stderr
+    assert "smmix-train: error:" not in result.stderr

@@ -18,8 +18,7 @@ from smmix_hf.cli.train import main
 from smmix_hf.data.digits import load_digits_dataset
 from smmix_hf.models import builtin_config, resolve_model_name
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(REPO_ROOT / "configs" / "demo.yaml")
+DEMO = "demo"  # the packaged recipe, by name
 QUICK = ["--max_steps", "4", "--logging_steps", "2", "--per_device_eval_batch_size", "64", "--disable_tqdm", "true"]
 
 

@@ -1,5 +1,6 @@
-"""The paper's recipes in configs/: each one parses as written, cites its table, and trains for 2 steps with
-tiny overrides (a small model of the same architecture, the bundled digits, no network)."""
+"""The recipes shipped in smmix_hf/recipes/ (``--config <name>``): each paper recipe parses as written, cites its
+table, and trains for 2 steps with tiny overrides (a small model of the same architecture, the bundled digits, no
+network); the repository's configs/ points at the same files."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from transformers import ViTImageProcessor
 
 from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.train import main
+from smmix_hf.recipes import RECIPES_DIR, recipe_names, resolve_recipe
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = RECIPES_DIR
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY_VIT = "image_size=32,patch_size=8,hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=64"
 TINY = {
     "deit": TINY_VIT,
@@ -39,7 +42,28 @@ DRY_RUN = [
 
 
 def test_every_recipe_is_tested():
-    assert {path.stem for path in CONFIGS.glob("*.yaml")} == {*PAPER_RECIPES, "finetune_deit_small", "demo"}
+    assert set(recipe_names()) == {*PAPER_RECIPES, "finetune_deit_small", "demo"}
+
+
+def test_repository_configs_are_the_packaged_recipes():
+    """``configs/<name>.yaml`` (README, Makefile) and ``--config <name>`` read the same file."""
+    linked = {path.stem: path.resolve() for path in REPO_CONFIGS.glob("*.yaml")}
+    assert linked == {name: (RECIPES_DIR / f"{name}.yaml").resolve() for name in recipe_names()}
+
+
+def test_config_takes_a_name_or_a_path(tmp_path, monkeypatch):
+    assert resolve_recipe("demo") == resolve_recipe("demo.yaml") == RECIPES_DIR / "demo.yaml"
+    own = tmp_path / "demo"
+    own.write_text("model: deit-small\n")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_recipe("demo") == own, "a file that exists wins over the packaged name"
+    assert parse_args(["--config", "demo", "--output_dir", "x"])[0].model_name_or_path == "deit-small"
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"config 'dmo' is neither a file nor a packaged recipe; did you mean "
+        r"'demo'\? pass a path to a YAML file or one of: deit_base_smmix, .*, swin_tiny_smmix\.$",
+    ):
+        resolve_recipe("dmo")  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_RECIPES))

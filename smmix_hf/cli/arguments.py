@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ModelArguments:
-    """Which model to train and how to build it."""
+    """Which model to train, how to build it, and what its model card says about it."""
 
     model_name_or_path: str = field(
         metadata={
@@ -34,6 +34,17 @@ class ModelArguments:
             "help": "A frozen pre-trained classifier (local directory, Hub id or short name) whose attention and "
             "clean logits drive SMMix instead of the model under training (paper Tab. 9). Default: self-motivated."
         },
+    )
+    license: str | None = field(
+        default=None,
+        metadata={"help": "The model card's license, a Hub license id (e.g. apache-2.0, mit, cc-by-nc-4.0)."},
+    )
+    language: list[str] | None = field(
+        default=None, metadata={"help": "The model card's languages (ISO 639-1 codes, e.g. en), for labels in words."}
+    )
+    tags: list[str] | None = field(
+        default=None,
+        metadata={"help": "Extra tags for the model card, besides image-classification, smmix and vision."},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are cached."})
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model."})

@@ -1,8 +1,10 @@
-"""Command-line parsing with YAML recipes: ``--config recipe.yaml`` sets defaults, flags win.
+"""Command-line parsing with YAML recipes: ``--config <recipe>`` sets defaults, flags win.
 
-Every key of the YAML file must be an argument of the command line (or one of its aliases, e.g.
-``model`` for ``model_name_or_path``); an unknown key stops the run with its name and the closest
-valid key, so no setting is silently ignored.
+``--config`` takes a path or the name of a recipe shipped in :mod:`smmix_hf.recipes` (``demo``,
+``deit_small_smmix``, ...). Every key of the YAML file must be an argument of the command line (or one of
+its aliases, e.g. ``model`` for ``model_name_or_path``); an unknown key stops the run with its name and the
+closest valid key, so no setting is silently ignored. A bad command line raises a one-line
+:class:`~smmix_hf.cli.errors.UsageError` instead of printing the usage.
 """
 
 from __future__ import annotations
@@ -11,29 +13,48 @@ import argparse
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from transformers import HfArgumentParser
 
 from smmix_hf.cli.arguments import DataArguments, ModelArguments
+from smmix_hf.cli.errors import PROG, UsageError
 from smmix_hf.config import SMMixConfig
+from smmix_hf.recipes import recipe_names, resolve_recipe
 
 __all__ = ["build_parser", "parse_args", "read_recipe"]
 
 
+class _ReportsUsageErrors(argparse.ArgumentParser):
+    """Reports a bad command line as a :class:`UsageError` (one line) instead of printing the usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {PROG} --help)")
+
+
+class _Parser(_ReportsUsageErrors, HfArgumentParser):
+    pass
+
+
 def build_parser() -> HfArgumentParser:
-    parser = HfArgumentParser((ModelArguments, DataArguments, SMMixConfig))
-    parser.add_argument("--config", default=None, help="A YAML recipe; command-line flags override its values.")
+    parser = _Parser((ModelArguments, DataArguments, SMMixConfig), prog=PROG)
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="A YAML recipe: a path, or the name of a packaged recipe (" + ", ".join(recipe_names()) + "). "
+        "Command-line flags override its values.",
+    )
     return parser
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
-    """The mapping stored in a YAML recipe."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist.")
-    values = yaml.safe_load(path.read_text()) or {}
+    """The mapping stored in a YAML recipe (a path, or the name of a packaged recipe)."""
+    path = resolve_recipe(str(path))
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML ({' '.join(str(error).split())}).") from error
     if not isinstance(values, dict):
         raise ValueError(f"config file {str(path)!r} must hold a mapping of argument names to values.")
     return values
@@ -60,12 +81,23 @@ def _apply_recipe(parser: argparse.ArgumentParser, values: dict[str, Any], sourc
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[ModelArguments, DataArguments, SMMixConfig]:
     """Parse ``argv`` (default ``sys.argv[1:]``), reading ``--config`` first if given."""
-    pre_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre_parser = _ReportsUsageErrors(prog=PROG, add_help=False, allow_abbrev=False)
     pre_parser.add_argument("--config", default=None)
     known, _ = pre_parser.parse_known_args(argv)
     parser = build_parser()
     if known.config:
         _apply_recipe(parser, read_recipe(known.config), source=known.config)
-    *dataclasses, _ = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=False)
-    model_args, data_args, training_args = dataclasses
+    model_args, data_args, training_args, _, unknown = parser.parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True
+    )  # the fourth item holds --config
+    if unknown:
+        raise UsageError(_unknown_arguments_message(parser, unknown))
     return model_args, data_args, training_args
+
+
+def _unknown_arguments_message(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    options = [option for action in parser._actions for option in action.option_strings]
+    flags = [argument for argument in unknown if argument.startswith("-")] or unknown
+    closest = difflib.get_close_matches(flags[0].split("=")[0], options, n=1)
+    hint = f"; did you mean {closest[0]!r}?" if closest else ""
+    return f"unrecognized arguments: {' '.join(unknown)}{hint} (see {PROG} --help)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from transformers import PreTrainedModel
 from smmix_hf.architectures import adapter_for
 from smmix_hf.config import SMMixConfig
 
-__all__ = ["check_image_size", "check_output_dir", "check_push_to_hub"]
+__all__ = ["check_extras", "check_image_size", "check_output_dir", "check_push_to_hub"]
 
 RUN_MARKERS = ("trainer_state.json", "config.json", "model.safetensors", "README.md")
 
@@ -33,6 +34,15 @@ def check_output_dir(args: SMMixConfig) -> None:
         raise ValueError(
             f"output_dir {str(output_dir)!r} already holds a run ({', '.join(found[:4])}); pass {resume}"
             "--overwrite_output_dir to replace it, or choose another --output_dir."
+        )
+
+
+def check_extras(streaming: bool) -> None:
+    """Optional dependencies a run needs, named by the extra that installs them."""
+    if streaming and importlib.util.find_spec("torchdata") is None:
+        raise ValueError(
+            "--streaming needs torchdata (its StatefulDataLoader keeps the stream position in every checkpoint); "
+            "install it with `pip install 'smmix_hf[stream]'`."
         )
 
 

@@ -1,17 +1,25 @@
-"""``run_smmix.py``: train (and evaluate) an image classifier with SMMix from the command line."""
+"""``smmix-train`` (also ``python -m smmix_hf`` and ``run_smmix.py``): train and evaluate an image classifier with
+SMMix from the command line.
+
+Everything before the first training step is set-up: a ``ValueError`` or ``FileNotFoundError`` raised there is a
+usage error, reported by :func:`cli` as one line and exit status 2 (see :mod:`smmix_hf.cli.errors`).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import datasets
 import transformers
 from transformers import set_seed
 
+from smmix_hf.cli.arguments import DataArguments, ModelArguments
+from smmix_hf.cli.errors import run_command, usage_errors
 from smmix_hf.cli.learning_rate import scale_learning_rate
 from smmix_hf.cli.parser import parse_args
-from smmix_hf.cli.preflight import check_image_size, check_output_dir, check_push_to_hub
+from smmix_hf.cli.preflight import check_extras, check_image_size, check_output_dir, check_push_to_hub
 from smmix_hf.data.labels import model_label_names
 from smmix_hf.data.pipeline import prepare_datasets, transform_settings
 from smmix_hf.data.sources import load_image_dataset
@@ -24,7 +32,22 @@ logger = logging.getLogger("smmix_hf")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Run training and / or evaluation; returns the final evaluation metrics (empty if none)."""
+    """Run training and / or evaluation; returns the final evaluation metrics (empty if none).
+
+    Raises :class:`~smmix_hf.cli.errors.UsageError` (a ``ValueError``) for a mistake found during set-up.
+    """
+    with usage_errors():
+        trainer, data_args, model_args = set_up(argv)
+    return train_and_evaluate(trainer, data_args, model_args)
+
+
+def cli() -> None:
+    """The console command: usage errors print one line and exit 2; training failures keep their traceback."""
+    run_command(main)
+
+
+def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, ModelArguments]:
+    """Arguments, checks, data, model, transforms and trainer: everything before the first step."""
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     log_level = training_args.get_process_log_level()
@@ -33,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     transformers.utils.logging.set_verbosity(log_level)
     check_output_dir(training_args)
     check_push_to_hub(training_args)
+    check_extras(data_args.streaming)
     set_seed(training_args.seed)
 
     scale_learning_rate(training_args, data_args, argv)
@@ -72,8 +96,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         callbacks=data.callbacks,
         **data.metric_functions,
     )
-    base_model = None if model_args.from_scratch else resolve_model_name(model_args.model_name_or_path)
-    dataset_name = data_args.dataset_name or data_args.train_dir
+    return trainer, data_args, model_args
+
+
+def train_and_evaluate(trainer: SMMixTrainer, data_args: DataArguments, model_args: ModelArguments) -> dict[str, float]:
+    """Train, evaluate, write the model card and push; failures here keep their traceback."""
+    training_args = trainer.args
+    card_fields = {
+        "finetuned_from": None if model_args.from_scratch else resolve_model_name(model_args.model_name_or_path),
+        "dataset": data_args.dataset_name or data_args.train_dir or data_args.train_files,
+        "license": model_args.license,
+        "language": model_args.language,
+        "tags": model_args.tags,
+    }
 
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
@@ -89,18 +124,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         trainer.save_metrics("eval", metrics)
         print(
             f"top-1 = {metrics['eval_top1']:.4f}  top-5 = {metrics['eval_top5']:.4f}  "
-            f"({len(splits['validation'])} held-out images)"
+            f"({len(trainer.eval_dataset)} held-out images)"
         )
 
     if training_args.do_train:
-        trainer.create_model_card(finetuned_from=base_model, dataset=dataset_name)
+        trainer.create_model_card(**card_fields)
         if training_args.push_to_hub:
-            push_final_model(trainer, finetuned_from=base_model, dataset=dataset_name)
+            push_final_model(trainer, **card_fields)
     trainer.accelerator.end_training()
     return metrics
 
 
-def push_final_model(trainer: SMMixTrainer, **card_fields: str | None) -> None:
+def push_final_model(trainer: SMMixTrainer, **card_fields: Any) -> None:
     """Push through the Trainer's own mechanism; a failed upload leaves the saved model in place and says so."""
     try:
         trainer.push_to_hub(**card_fields)
