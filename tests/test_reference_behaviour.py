@@ -1,0 +1,129 @@
+"""SMMixTrainer's behaviour seen from outside the trainer: model modes, forwards per step, and
+gradient accumulation against the independent reference step (tests/reference/smmix_step.py)."""
+
+from __future__ import annotations
+
+import torch
+from reference.smmix_step import reference_smmix_step
+from tiny_data import digits_split
+from tiny_models import tiny_vit
+from torch import nn
+from torch.utils.data import IterableDataset
+
+from smmix_hf import SMMixConfig, SMMixTrainer
+from smmix_hf.data.transforms import collate_image_batch
+
+
+def config(tmp_path, **overrides) -> SMMixConfig:
+    settings = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        region_scale_min=0.5,
+        region_scale_max=0.5,
+        logging_steps=10_000,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    return SMMixConfig(**{**settings, **overrides})
+
+
+class ForwardRecorder:
+    """Records, for every forward of ``model``, whether the model and its dropout layers were training."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.calls: list[tuple[int, bool, bool]] = []  # (step, model.training, any dropout training)
+        self.step = 0
+        self.dropouts = [module for module in model.modules() if isinstance(module, nn.Dropout)]
+        model.register_forward_pre_hook(self._record)
+
+    def _record(self, module: nn.Module, inputs: tuple) -> None:
+        self.calls.append((self.step, module.training, any(dropout.training for dropout in self.dropouts)))
+
+
+def test_motivated_forward_is_eval_mixed_forward_is_train(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_vit(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    recorder = ForwardRecorder(model)
+    trainer = SMMixTrainer(
+        model=model,
+        args=config(tmp_path, mixup_prob=0.0, max_steps=3),
+        train_dataset=digits_split("train", 16, True),
+        data_collator=collate_image_batch,
+    )
+    trainer.train()
+    assert len(recorder.calls) == 6, "an SMMix step is one motivated and one mixed forward"
+    for first, second in zip(recorder.calls[::2], recorder.calls[1::2], strict=True):
+        assert first[1:] == (False, False), "the motivated forward runs in eval mode, dropout off"
+        assert second[1:] == (True, True), "the mixed forward runs in train mode, dropout on"
+    assert model.training and all(dropout.training for dropout in recorder.dropouts)
+
+
+def test_mixup_share_over_300_steps_follows_mixup_prob(tmp_path):
+    """SMMix steps do two forwards (eval, then train), Mixup steps one (train)."""
+    mixup_prob = 0.5
+    torch.manual_seed(0)
+    model = tiny_vit(num_hidden_layers=1, hidden_size=16, intermediate_size=32)
+    trainer = SMMixTrainer(
+        model=model,
+        args=config(tmp_path, mixup_prob=mixup_prob, max_steps=300, learning_rate=1e-4),
+        train_dataset=digits_split("train", 32, True),
+        data_collator=collate_image_batch,
+    )
+    modes: list[bool] = []
+    model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
+    trainer.train()
+    smmix_steps = sum(1 for before, after in zip(modes, modes[1:], strict=False) if not before and after)
+    mixup_steps = sum(modes) - smmix_steps
+    assert smmix_steps + mixup_steps == 300 and len(modes) == 2 * smmix_steps + mixup_steps
+    assert abs(mixup_steps / 300 - mixup_prob) <= 0.07
+
+
+class InOrder(IterableDataset):
+    """Yields examples in a fixed order, so the micro-batches of an accumulated step are known."""
+
+    def __init__(self, examples: list[dict]) -> None:
+        self.examples = examples
+
+    def __iter__(self):
+        yield from self.examples
+
+
+def test_gradient_accumulation_equals_the_mean_of_reference_micro_batch_gradients(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_vit()
+    initial = {name: value.detach().clone() for name, value in model.named_parameters()}
+    examples = [digits_split("validation", 8)[i] for i in range(8)]
+    micro_batches = [collate_image_batch(examples[:4]), collate_image_batch(examples[4:])]
+
+    expected = {name: torch.zeros_like(value) for name, value in initial.items()}
+    for batch in micro_batches:
+        twin = tiny_vit()
+        twin.load_state_dict(model.state_dict())
+        twin.train()
+        reference_smmix_step(twin, batch["pixel_values"], batch["labels"], region_side=2)["loss"].backward()
+        for name, parameter in twin.named_parameters():
+            expected[name] += parameter.grad / len(micro_batches)
+
+    args = config(
+        tmp_path,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        mixup_prob=0.0,
+        max_steps=1,
+        optim="sgd",
+        learning_rate=1.0,
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        lr_scheduler_type="constant",
+    )
+    trainer = SMMixTrainer(model=model, args=args, train_dataset=InOrder(examples), data_collator=collate_image_batch)
+    trainer.train()
+    for name, parameter in model.named_parameters():
+        applied = initial[name] - parameter.detach()  # SGD, lr 1: the step is the gradient
+        torch.testing.assert_close(
+            applied, expected[name], rtol=1e-3, atol=1e-6, msg=lambda text, name=name: f"{name}: {text}"
+        )
