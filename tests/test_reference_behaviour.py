@@ -3,6 +3,8 @@ gradient accumulation against the independent reference step (tests/reference/sm
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from reference.smmix_step import reference_smmix_step
 from tiny_data import digits_split
@@ -76,7 +78,7 @@ def test_mixup_share_over_300_steps_follows_mixup_prob(tmp_path):
     modes: list[bool] = []
     model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
     trainer.train()
-    smmix_steps = sum(1 for before, after in zip(modes, modes[1:], strict=False) if not before and after)
+    smmix_steps = sum(1 for before, after in itertools.pairwise(modes) if not before and after)
     mixup_steps = sum(modes) - smmix_steps
     assert smmix_steps + mixup_steps == 300 and len(modes) == 2 * smmix_steps + mixup_steps
     assert abs(mixup_steps / 300 - mixup_prob) <= 0.07
