@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install test demo lint clean
+.PHONY: install test test-full demo lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# `make test` leaves out the tests marked `full` (full-size checkpoints that take minutes on a CPU); `make test-full`
+# runs everything.
 test: install
-	$(OFFLINE) $(PY) -m pytest -q -n 2 --durations=15
+	$(OFFLINE) $(PY) -m pytest -q -n 2 --durations=15 -m "not full"
+
+test-full: install
+	$(OFFLINE) $(PY) -m pytest -q -n 2 --durations=30
 
 demo: install
 	$(OFFLINE) $(PY) run_smmix.py --config configs/demo.yaml

@@ -1,5 +1,8 @@
 """Top-1 / top-5 accuracy for ``transformers.Trainer`` through a local ``evaluate`` metric.
 
+The Trainer reports them as ``eval_top1`` and ``eval_top5``, and top-1 once more as ``eval_accuracy``, the name
+``run_image_classification.py`` users know.
+
 The metric lives in ``smmix_hf/metrics/topk_accuracy`` and is loaded from that directory, so evaluation
 never reaches the network. Logits are reduced to their top-5 class ids on the accelerator
 (``preprocess_logits_for_metrics``) so the Trainer gathers ``[N, 5]`` ids rather than ``[N, C]`` logits.
@@ -52,7 +55,10 @@ def preprocess_logits_for_metrics(
 
 
 def compute_topk_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
-    """Score the ``[N, k]`` top-k ids in ``eval_prediction.predictions`` against its ``label_ids``."""
+    """Score the ``[N, k]`` top-k ids in ``eval_prediction.predictions`` against its ``label_ids``.
+
+    Returns ``top1``, ``top5`` and ``accuracy`` (= ``top1``).
+    """
     predictions = eval_prediction.predictions
     if isinstance(predictions, (tuple, list)):
         predictions = predictions[0]
@@ -64,4 +70,5 @@ def compute_topk_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
         )
     labels = np.asarray(eval_prediction.label_ids).reshape(-1)
     result = _cached_topk_metric().compute(predictions=ids, references=labels)
-    return {"top1": float(result["top1"]), "top5": float(result["top5"])}
+    top1 = float(result["top1"])
+    return {"top1": top1, "top5": float(result["top5"]), "accuracy": top1}

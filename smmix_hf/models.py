@@ -19,10 +19,12 @@ from transformers import (
     PvtConfig,
     SwinConfig,
     TimmWrapperConfig,
+    TimmWrapperImageProcessor,
     ViTConfig,
-    ViTImageProcessor,
 )
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from smmix_hf.data.transforms import TransformSettings, evaluation_image_processor
 
 __all__ = ["MODEL_ALIASES", "build_image_processor", "builtin_config", "load_model", "resolve_model_name"]
 
@@ -102,6 +104,16 @@ def builtin_config(model_id: str) -> PretrainedConfig:
     raise ValueError(f"no built-in architecture for {model_id!r} to train from scratch; known names: {known}.")
 
 
+def _trainable_head(config: PretrainedConfig) -> None:
+    """Pick the classifier class that trains with labels where a checkpoint names an inference-only one.
+
+    The distilled DeiT checkpoints name ``DeiTForImageClassificationWithTeacher`` (two heads, no labels);
+    ``AutoModelForImageClassification`` builds the class that ``architectures`` names.
+    """
+    if config.model_type == "deit":
+        config.architectures = ["DeiTForImageClassification"]
+
+
 def _scratch_config(name_or_path: str) -> PretrainedConfig:
     if os.path.isdir(name_or_path):
         return AutoConfig.from_pretrained(name_or_path)
@@ -130,6 +142,7 @@ def load_model(
         if config_overrides:
             _apply_overrides(config, config_overrides)
         config.num_labels, config.id2label, config.label2id = len(id2label), id2label, label2id
+        _trainable_head(config)
         return AutoModelForImageClassification.from_config(config)
     config = AutoConfig.from_pretrained(resolved, **hub_kwargs)
     if config.num_labels != len(id2label) and not ignore_mismatched_sizes:
@@ -140,6 +153,7 @@ def load_model(
     if config_overrides:
         _apply_overrides(config, config_overrides)
     config.id2label, config.label2id = id2label, label2id
+    _trainable_head(config)
     return AutoModelForImageClassification.from_pretrained(
         resolved, config=config, ignore_mismatched_sizes=ignore_mismatched_sizes, **hub_kwargs
     )
@@ -182,23 +196,23 @@ def _apply_overrides(config: PretrainedConfig, overrides: str) -> None:
     config.model_args = model_args
 
 
-def _input_size(model: PreTrainedModel) -> int:
-    """The square input side of a model built from scratch."""
-    timm_model = getattr(model, "timm_model", None)
-    if timm_model is not None:
-        return int(timm_model.pretrained_cfg["input_size"][-1])
-    return model.config.image_size
-
-
 def build_image_processor(model: PreTrainedModel, model_name_or_path: str, from_scratch: bool, **hub_kwargs: object):
-    """The pretrained image processor, or for a model from scratch one sized to ``config.image_size``."""
+    """The checkpoint's image processor; for a model from scratch, the ImageNet evaluation convention.
+
+    A timm model from scratch gets its ``pretrained_cfg`` (input size, ``crop_pct``, interpolation, mean and
+    std) through ``TimmWrapperImageProcessor``; any other model built from scratch gets a processor that
+    resizes to ``config.image_size / 0.875``, centre-crops ``config.image_size`` (bicubic) and normalises with
+    the ImageNet mean and std, as DeiT evaluates.
+    """
     resolved = resolve_model_name(model_name_or_path)
     if not from_scratch or os.path.isfile(os.path.join(resolved, "preprocessor_config.json")):
         return AutoImageProcessor.from_pretrained(resolved, **hub_kwargs)
-    size = _input_size(model)
-    return ViTImageProcessor(
-        size={"height": size, "width": size},
-        resample=PILImageResampling.BICUBIC,
-        image_mean=list(IMAGENET_DEFAULT_MEAN),
-        image_std=list(IMAGENET_DEFAULT_STD),
+    timm_model = getattr(model, "timm_model", None)
+    if timm_model is not None:
+        return TimmWrapperImageProcessor(pretrained_cfg=dict(timm_model.pretrained_cfg))
+    size = model.config.image_size
+    side = size[-1] if isinstance(size, (list, tuple)) else size
+    settings = TransformSettings(
+        image_size=int(side), mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.875
     )
+    return evaluation_image_processor(settings)

@@ -86,7 +86,8 @@ def test_compute_topk_metrics_through_eval_prediction() -> None:
     result = compute_topk_metrics(EvalPrediction(predictions=ids, label_ids=labels.numpy()))
     expected_top1 = (logits.argmax(-1) == labels).float().mean().item()
     expected_top5 = (logits.topk(5, dim=-1).indices == labels[:, None]).any(-1).float().mean().item()
-    assert set(result) == {"top1", "top5"}
+    assert set(result) == {"top1", "top5", "accuracy"}
+    assert result["accuracy"] == result["top1"]
     assert all(isinstance(value, float) for value in result.values())
     assert result["top1"] == pytest.approx(expected_top1)
     assert result["top5"] == pytest.approx(expected_top5)

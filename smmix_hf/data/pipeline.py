@@ -35,7 +35,12 @@ __all__ = ["PreparedData", "prepare_datasets", "transform_settings"]
 
 
 def transform_settings(image_processor: Any, data_args: DataArguments) -> TransformSettings:
-    """The transform settings of the command line: size, mean and std from the image processor."""
+    """The transform settings of the command line on top of what the image processor says.
+
+    Input side, crop share, filter and statistics come from the processor (see
+    :func:`~smmix_hf.data.transforms.settings_from_image_processor`); a ``--crop_pct`` or ``--interpolation``
+    the user gave replaces the processor's (None: keep it).
+    """
     return settings_from_image_processor(
         image_processor,
         random_resized_crop_scale=(data_args.crop_scale_min, data_args.crop_scale_max),

@@ -82,7 +82,7 @@ def load_image_dataset(
     _check_columns(splits.validation, data_args)
     if not with_train:
         splits.train, splits.num_train_examples, splits.size_source = None, None, None
-    _limit(splits, data_args)
+    _limit(splits, data_args, seed)
     splits.train = _undecoded(splits.train, data_args.image_column_name)
     splits.validation = _undecoded(splits.validation, data_args.image_column_name)
     return splits
@@ -208,8 +208,12 @@ def _hold_out(train: TrainSplit, data_args: DataArguments) -> tuple[datasets.Dat
     return held_out["train"], held_out["test"]
 
 
-def _limit(splits: ImageSplits, data_args: DataArguments) -> None:
-    """Apply ``--max_train_samples`` / ``--max_eval_samples`` (the first N rows)."""
+def _limit(splits: ImageSplits, data_args: DataArguments, seed: int) -> None:
+    """Apply ``--max_train_samples`` / ``--max_eval_samples``: shuffle with ``seed``, then keep the first N.
+
+    As in ``run_image_classification.py``: on a class-sorted folder the first N rows would be a few classes.
+    A streamed training split is shuffled in a buffer later; it keeps its first N examples.
+    """
     if data_args.max_train_samples is not None and splits.train is not None:
         count = data_args.max_train_samples
         if isinstance(splits.train, datasets.IterableDataset):
@@ -217,10 +221,10 @@ def _limit(splits: ImageSplits, data_args: DataArguments) -> None:
             if splits.num_train_examples is None or count < splits.num_train_examples:
                 splits.num_train_examples, splits.size_source = count, "--max_train_samples"
         else:
-            splits.train = splits.train.select(range(min(count, len(splits.train))))
+            splits.train = splits.train.shuffle(seed=seed).select(range(min(count, len(splits.train))))
     if data_args.max_eval_samples is not None and splits.validation is not None:
         count = min(data_args.max_eval_samples, len(splits.validation))
-        splits.validation = splits.validation.select(range(count))
+        splits.validation = splits.validation.shuffle(seed=seed).select(range(count))
 
 
 def _undecoded(split: TrainSplit | None, image_column: str) -> TrainSplit | None:

@@ -1,10 +1,16 @@
 """Image preprocessing for training and evaluation: timm's ImageNet transforms, batching.
 
-Training is timm's ImageNet training transform (``timm.data.create_transform``): random resized crop,
-horizontal flip, an optional auto-augmentation policy (RandAugment in the DeiT recipe), colour jitter
-(which timm leaves out whenever an auto-augmentation policy is on), normalisation and random erasing.
-Evaluation resizes the short side to ``image_size / crop_pct`` and centre-crops. Both normalise with the
-model's image processor statistics.
+Training is timm's ImageNet training transform (``timm.data.create_transform``): random resized crop to
+the model's input side, horizontal flip, an optional auto-augmentation policy (RandAugment in the DeiT
+recipe), colour jitter (which timm leaves out whenever an auto-augmentation policy is on), normalisation
+and random erasing. Evaluation resizes the short side to ``image_size / crop_pct`` and centre-crops
+``image_size``; it runs through a transformers image processor (:func:`evaluation_image_processor`), so the
+processor saved with the model gives ``pipeline()`` the very pixels that evaluation saw.
+
+:func:`settings_from_image_processor` reads the input side, crop share, resampling filter and statistics
+from a checkpoint's image processor: ``crop_size`` when it centre-crops (DeiT: resize 256, crop 224), else
+``size``; a timm model's ``pretrained_cfg`` (``input_size``, ``crop_pct``, ``interpolation``, ``mean``,
+``std``).
 
 :class:`TransformSettings` defaults to the plain crop and flip; :data:`DEIT_TRAIN_AUGMENTATION` holds the
 DeiT recipe's values, which the command line uses by default.
@@ -13,6 +19,7 @@ DeiT recipe's values, which the command line uses by default.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +30,8 @@ from PIL import Image
 from timm.data import create_transform
 from torch.utils.data import default_collate
 from torchvision import transforms
+from transformers import BaseImageProcessor, DeiTImageProcessor
+from transformers.image_utils import PILImageResampling
 
 from smmix_hf.data.images import SkipCounter, decode_image, image_source_name, to_rgb
 from smmix_hf.data.posterize import keep_zero_bit_posterize
@@ -33,6 +42,7 @@ __all__ = [
     "build_eval_transform",
     "build_train_transform",
     "collate_image_batch",
+    "evaluation_image_processor",
     "make_batch_transform",
     "make_example_transform",
     "settings_from_image_processor",
@@ -48,6 +58,14 @@ _INTERPOLATIONS = {
     "box": transforms.InterpolationMode.BOX,
     "hamming": transforms.InterpolationMode.HAMMING,
     "lanczos": transforms.InterpolationMode.LANCZOS,
+}
+_RESAMPLING_NAMES = {
+    PILImageResampling.NEAREST: "nearest",
+    PILImageResampling.BILINEAR: "bilinear",
+    PILImageResampling.BICUBIC: "bicubic",
+    PILImageResampling.BOX: "box",
+    PILImageResampling.HAMMING: "hamming",
+    PILImageResampling.LANCZOS: "lanczos",
 }
 _AUTO_AUGMENT_POLICIES = ("rand", "augmix", "original", "originalr", "v0", "v0r", "3a")
 _ERASING_MODES = ("const", "rand", "pixel")
@@ -149,6 +167,12 @@ class TransformSettings:
         """The torchvision interpolation mode named by ``interpolation``."""
         return _INTERPOLATIONS[self.interpolation]
 
+    @property
+    def eval_resize_size(self) -> int:
+        """The short side evaluation resizes to before the centre crop: ``floor(image_size / crop_pct)``."""
+        # Rounding first keeps a crop share read from a processor (224 / 256) from landing on 255.99999.
+        return math.floor(round(self.image_size / self.crop_pct, 6))
+
 
 def _size_entry(size: object, key: str) -> Any:
     """Read ``key`` from an image processor ``size`` given as a dict or as an object with attributes."""
@@ -157,45 +181,96 @@ def _size_entry(size: object, key: str) -> Any:
     return getattr(size, key, None)
 
 
-def _image_size_from_processor(size: object) -> int:
-    """The square input side described by an image processor's ``size``."""
+def _side(size: object, what: str) -> int:
+    """The square side described by an image processor's ``size`` or ``crop_size``."""
     if isinstance(size, int) and not isinstance(size, bool):
         return size
     height, width = _size_entry(size, "height"), _size_entry(size, "width")
     if height is not None and width is not None:
         if height != width:
             raise ValueError(
-                f"The image processor size is {height}x{width}, not square; pass image_size=... to override it."
+                f"The image processor {what} is {height}x{width}, not square; pass image_size=... to override it."
             )
         return int(height)
     shortest_edge = _size_entry(size, "shortest_edge")
     if shortest_edge is not None:
         return int(shortest_edge)
     raise ValueError(
-        f"Cannot read an input size from image processor size {size!r}; pass image_size=... to override it."
+        f"Cannot read an input size from image processor {what} {size!r}; pass image_size=... to override it."
     )
 
 
-def settings_from_image_processor(image_processor: Any, **overrides: Any) -> TransformSettings:
-    """Build ``TransformSettings`` from a transformers image processor's size, mean and std.
+def _from_timm_processor(data_config: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings from a timm model's resolved ``pretrained_cfg`` (``TimmWrapperImageProcessor.data_config``)."""
+    height, width = (int(side) for side in data_config["input_size"][-2:])
+    if height != width:
+        raise ValueError(f"The timm input size is {height}x{width}, not square; pass image_size=... to override it.")
+    return {
+        "image_size": height,
+        "crop_pct": float(data_config.get("crop_pct") or 1.0),
+        "interpolation": str(data_config.get("interpolation") or "bicubic"),
+        "mean": data_config["mean"],
+        "std": data_config["std"],
+    }
 
-    ``size`` may hold ``height`` / ``width`` or ``shortest_edge``; any ``TransformSettings`` field given in
-    ``overrides`` replaces the value read from the processor.
+
+def _from_transformers_processor(image_processor: Any) -> dict[str, Any]:
+    """Settings from a transformers image processor: crop size (or size), crop share, filter and statistics."""
+    values: dict[str, Any] = {}
+    if getattr(image_processor, "do_normalize", True) is False:
+        values["mean"], values["std"] = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    else:
+        for name, attribute in (("mean", "image_mean"), ("std", "image_std")):
+            statistic = getattr(image_processor, attribute, None)
+            if statistic is not None:
+                values[name] = statistic
+    rescale = getattr(image_processor, "rescale_factor", 1 / 255)
+    if getattr(image_processor, "do_rescale", True) is False or not math.isclose(rescale, 1 / 255):
+        raise ValueError(
+            f"The image processor scales pixels by {rescale if image_processor.do_rescale is not False else 1} "
+            "instead of 1/255; the transforms here read 8-bit images into [0, 1]. Save the checkpoint's processor "
+            "with the usual rescale_factor 1/255."
+        )
+    resample = getattr(image_processor, "resample", None)
+    if resample is not None:
+        values["interpolation"] = _RESAMPLING_NAMES[PILImageResampling(resample)]
+    size = getattr(image_processor, "size", None)
+    crop_size = getattr(image_processor, "crop_size", None)
+    if getattr(image_processor, "do_center_crop", False) and crop_size is not None:
+        values["image_size"] = _side(crop_size, "crop_size")
+        if getattr(image_processor, "do_resize", True) and size is not None:
+            values["crop_pct"] = min(1.0, values["image_size"] / _side(size, "size"))
+        return values
+    if size is not None:
+        values["image_size"] = _side(size, "size")
+    crop_pct = getattr(image_processor, "crop_pct", None)
+    values["crop_pct"] = float(crop_pct) if crop_pct is not None and values.get("image_size", 0) < 384 else 1.0
+    return values
+
+
+def settings_from_image_processor(image_processor: Any, **overrides: Any) -> TransformSettings:
+    """Build ``TransformSettings`` from an image processor, with ``overrides`` replacing what it says.
+
+    A processor that centre-crops gives ``image_size`` = its ``crop_size`` and ``crop_pct`` = crop / resize
+    side (DeiT's 224 / 256 = 0.875); one that does not gives ``image_size`` = its ``size`` (``height`` /
+    ``width`` or ``shortest_edge``) and its own ``crop_pct`` if it has one (ConvNeXT), else 1.0. The resampling
+    filter comes from ``resample``, the statistics from ``image_mean`` / ``image_std``. A timm model's
+    processor (``TimmWrapperImageProcessor``) gives its ``pretrained_cfg``: ``input_size``, ``crop_pct``,
+    ``interpolation``, ``mean`` and ``std``. An override of None means "what the processor says".
     """
     field_names = {field.name for field in dataclasses.fields(TransformSettings)}
     unknown = sorted(set(overrides) - field_names)
     if unknown:
         raise ValueError(f"Unknown transform settings {unknown}; valid names are {sorted(field_names)}.")
-    values: dict[str, Any] = {}
-    for name, attribute in (("mean", "image_mean"), ("std", "image_std")):
-        if name not in overrides:
-            statistic = getattr(image_processor, attribute, None)
-            if statistic is None:
-                raise ValueError(f"The image processor has no {attribute}; pass {name}=... to override it.")
-            values[name] = statistic
-    if "image_size" not in overrides:
-        values["image_size"] = _image_size_from_processor(getattr(image_processor, "size", None))
-    values.update(overrides)
+    data_config = getattr(image_processor, "data_config", None)
+    if isinstance(data_config, Mapping) and "input_size" in data_config:
+        values = _from_timm_processor(data_config)
+    else:
+        values = _from_transformers_processor(image_processor)
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    for name, attribute in (("mean", "image_mean"), ("std", "image_std"), ("image_size", "size")):
+        if name not in values:
+            raise ValueError(f"The image processor has no {attribute}; pass {name}=... to override it.")
     return TransformSettings(**values)
 
 
@@ -228,17 +303,45 @@ def build_train_transform(settings: TransformSettings) -> ImageTransform:
     return keep_zero_bit_posterize(transform)
 
 
-def build_eval_transform(settings: TransformSettings) -> ImageTransform:
-    """Resize the short side to ``image_size / crop_pct``, center-crop ``image_size``, convert, normalize."""
-    resize_to = int(settings.image_size / settings.crop_pct)
-    return transforms.Compose(
-        [
-            transforms.Resize(resize_to, interpolation=settings.interpolation_mode),
-            transforms.CenterCrop(settings.image_size),
-            transforms.ToTensor(),
-            transforms.Normalize(settings.mean, settings.std),
-        ]
+def evaluation_image_processor(settings: TransformSettings) -> BaseImageProcessor:
+    """The transformers image processor of the evaluation transform of ``settings``.
+
+    It resizes the short side to ``settings.eval_resize_size`` (aspect ratio kept), centre-crops
+    ``image_size``, scales to [0, 1] and normalises. :func:`build_eval_transform` runs this very processor, so
+    saving it with the model makes ``pipeline("image-classification", model=...)`` reproduce evaluation.
+    """
+    side = settings.image_size
+    return DeiTImageProcessor(
+        do_resize=True,
+        size={"shortest_edge": settings.eval_resize_size},
+        resample=PILImageResampling[settings.interpolation.upper()],
+        do_center_crop=True,
+        crop_size={"height": side, "width": side},
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=list(settings.mean),
+        image_std=list(settings.std),
+        do_convert_rgb=True,
     )
+
+
+class _ProcessorTransform:
+    """An image processor as a one-image transform: PIL image in, ``[3, H, W]`` float tensor out."""
+
+    def __init__(self, image_processor: BaseImageProcessor) -> None:
+        self.image_processor = image_processor
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.image_processor(image, return_tensors="pt")["pixel_values"][0]
+
+
+def build_eval_transform(settings: TransformSettings) -> ImageTransform:
+    """Resize the short side to ``image_size / crop_pct``, centre-crop ``image_size``, scale, normalise.
+
+    The work is done by :func:`evaluation_image_processor`, the processor to save with the model.
+    """
+    return _ProcessorTransform(evaluation_image_processor(settings))
 
 
 def _missing_column_error(column: str, columns: Sequence[str], function: str) -> ValueError:
