@@ -1,0 +1,476 @@
+"""Shared pieces of the issue-13 experiments: the small canvas regime, the window probe, the warm-up.
+
+The regime is scaled down to fit a 2-core machine shared with other work (one thread per run):
+
+* data: the bundled digits, 10-16 px each (``scale`` 0.3125-0.5 of the side), at a random place on a
+  32 px noisy canvas (``canvas_digits.py``); 1,437 training digits × ``renderings`` (default 2), the 360
+  validation digits rendered once;
+* model: a 4-layer ViT, width 96, 4 heads, MLP 192, patch 4, so the token grid is 8 × 8 (SMMix windows
+  of side 2-5 tokens);
+* recipe: the demo's (AdamW, lr 2e-3, weight decay 0.05, cosine, 50 warm-up steps, batch 64,
+  label smoothing 0.1, Mixup at p = 0.5 alternating with CutMix / SMMix, random resized crop 0.8-1).
+
+:class:`WindowProbeCallback` runs, at each epoch end, the model's motivated forward (eval mode, no
+grad, Eq. 6 scores through :class:`smmix_hf.probe.SMMixProbe`) on the validation canvases, whose
+digit boxes are known, and records the clean top-1 and the window hit rates. :class:`WarmupCallback`
+is the fix under test: random windows and / or no L_con until a given epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from canvas_digits import load_canvas_digits, token_box_mask
+from transformers import TrainerCallback, ViTConfig, ViTForImageClassification, ViTImageProcessor, set_seed
+
+from smmix_hf import SMMixConfig, SMMixTrainer
+from smmix_hf.data import (
+    build_eval_transform,
+    build_train_transform,
+    collate_image_batch,
+    make_batch_transform,
+    settings_from_image_processor,
+)
+from smmix_hf.mixing import select_windows
+from smmix_hf.probe import SMMixProbe
+
+CANVAS = 32
+PATCH = 4
+GRID = CANVAS // PATCH
+SCALE = (0.3125, 0.5)  # 10-16 px digits on the 32 px canvas
+SIDES = (2, 3, 4, 5)  # floor(δ·8) for δ ~ U(0.25, 0.75): each side has probability 1/4
+CHANCE_LOSS = math.log(10)
+
+# Named SMMix variants: SMMixConfig overrides (and the warm-up of the fix, if any).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "none": {"mix_method": "none"},
+    "cutmix": {"mix_method": "cutmix"},
+    "smmix": {"mix_method": "smmix"},
+    "maxmin_only": {"mix_method": "smmix", "fine_loss_weight": 0.0, "consistency_loss_weight": 0.0},
+    "maxmin_con": {"mix_method": "smmix", "fine_loss_weight": 0.0},
+    "maxmin_fine": {"mix_method": "smmix", "consistency_loss_weight": 0.0},
+    "random_windows": {"mix_method": "smmix", "max_min_regions": False},
+}
+
+
+def load_splits(renderings: int = 2, data_seed: int = 0) -> tuple[datasets.DatasetDict, ViTImageProcessor, dict]:
+    """Canvas splits with the package's transforms, and the raw validation tensors with their boxes."""
+    splits = load_canvas_digits(canvas_size=CANVAS, scale=SCALE, noise=0.25, seed=data_seed, renderings=renderings)
+    processor = ViTImageProcessor(size={"height": CANVAS, "width": CANVAS}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    settings = settings_from_image_processor(
+        processor, horizontal_flip=False, crop_pct=1.0, random_resized_crop_scale=(0.8, 1.0)
+    )
+    eval_transform = build_eval_transform(settings)
+    validation = splits["validation"]
+    held_out = {
+        "pixel_values": torch.stack([eval_transform(image) for image in validation["image"]]),
+        "labels": torch.tensor(validation["label"]),
+        "boxes": torch.tensor(validation["box"]),
+    }
+    splits["train"].set_transform(make_batch_transform(build_train_transform(settings)))
+    splits["validation"].set_transform(make_batch_transform(eval_transform))
+    return splits, processor, held_out
+
+
+def build_model(width: int = 96, layers: int = 4) -> ViTForImageClassification:
+    config = ViTConfig(
+        image_size=CANVAS,
+        patch_size=PATCH,
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * width,
+        num_labels=10,
+        id2label={index: str(index) for index in range(10)},
+        label2id={str(index): index for index in range(10)},
+    )
+    return ViTForImageClassification(config)
+
+
+@torch.no_grad()
+def window_hit_rates(model: torch.nn.Module, held_out: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Clean top-1 and how well the model's max / min windows find / avoid the digit, against random windows.
+
+    Per image and window side s in :data:`SIDES` (equally likely, as δ ~ U(0.25, 0.75) makes them):
+
+    * ``src_hit``: the max-score window (the one SMMix cuts from a source) overlaps the digit's tokens;
+    * ``src_cover``: share of the digit's tokens inside that window;
+    * ``tgt_avoid``: the min-score window (the one SMMix pastes over in a target) misses the digit;
+    * ``tgt_occlude``: share of the digit's tokens under that window.
+
+    ``*_random`` is the exact expectation of the same quantity over uniformly placed windows.
+    """
+    images, labels, boxes = held_out["pixel_values"], held_out["labels"], held_out["boxes"]
+    probe, was_training = SMMixProbe(model), model.training
+    model.eval()
+    try:
+        with probe.reading_attention((CANVAS, CANVAS)):
+            logits = model(pixel_values=images).logits
+        scores = probe.scores
+    finally:
+        probe.remove()
+        model.train(was_training)
+    digit = token_box_mask(boxes, CANVAS, GRID).float()  # [B, g, g]
+    digit_tokens = digit.sum(dim=(1, 2))
+    rates: dict[str, list[float]] = {
+        key: []
+        for key in (
+            "src_hit",
+            "src_hit_random",
+            "src_cover",
+            "src_cover_random",
+            "tgt_avoid",
+            "tgt_avoid_random",
+            "tgt_occlude",
+            "tgt_occlude_random",
+        )
+    }
+    rows = torch.arange(images.shape[0])
+    for side in SIDES:
+        inside = digit.unfold(1, side, 1).unfold(2, side, 1).sum(dim=(-1, -2))  # digit tokens per window position
+        flat = inside.flatten(1)
+        positions = flat.shape[1]
+        best = select_windows(scores, (side, side), largest=True)
+        worst = select_windows(scores, (side, side), largest=False)
+        at_best = flat[rows, best[:, 0] * inside.shape[-1] + best[:, 1]]
+        at_worst = flat[rows, worst[:, 0] * inside.shape[-1] + worst[:, 1]]
+        rates["src_hit"].append(float((at_best > 0).float().mean()))
+        rates["src_hit_random"].append(float(((flat > 0).float().sum(1) / positions).mean()))
+        rates["src_cover"].append(float((at_best / digit_tokens).mean()))
+        rates["src_cover_random"].append(float((flat.mean(1) / digit_tokens).mean()))
+        rates["tgt_avoid"].append(float((at_worst == 0).float().mean()))
+        rates["tgt_avoid_random"].append(float(((flat == 0).float().sum(1) / positions).mean()))
+        rates["tgt_occlude"].append(float((at_worst / digit_tokens).mean()))
+        rates["tgt_occlude_random"].append(rates["src_cover_random"][-1])
+    result = {key: statistics.mean(values) for key, values in rates.items()}
+    result["clean_top1"] = float((logits.argmax(-1) == labels).float().mean())
+    result["clean_loss"] = float(torch.nn.functional.cross_entropy(logits, labels))
+    return result
+
+
+class WindowProbeCallback(TrainerCallback):
+    """At every epoch's log (``logging_strategy="epoch"``): the epoch's mean loss terms, then clean top-1
+    and window hit rates on the held-out canvases, measured on the model as it stands at that epoch end."""
+
+    def __init__(self, held_out: dict[str, torch.Tensor]) -> None:
+        self.held_out = held_out
+        self.history: list[dict[str, float]] = []
+
+    def on_log(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        logs: dict[str, float] | None = None,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if not logs or "loss" not in logs:
+            return
+        entry: dict[str, float] = {"epoch": round(state.epoch)}
+        entry.update({key: value for key, value in logs.items() if key.startswith(("loss", "mix_share"))})
+        entry.update(window_hit_rates(model, self.held_out))
+        entry["max_min_regions"] = bool(args.max_min_regions)
+        entry["consistency_loss_weight"] = float(args.consistency_loss_weight)
+        self.history.append(entry)
+
+
+class WarmupCallback(TrainerCallback):
+    """The fix under test: until epoch ``epochs``, SMMix batches use random windows and / or no L_con.
+
+    ``random_windows`` sets ``max_min_regions=False``; ``no_consistency`` sets
+    ``consistency_loss_weight=0``. The trainer reads both at every step; the configured values come
+    back at the first step of epoch ``epochs``.
+    """
+
+    def __init__(self, epochs: float, random_windows: bool, no_consistency: bool) -> None:
+        self.epochs, self.random_windows, self.no_consistency = epochs, random_windows, no_consistency
+        self._saved: tuple[bool, float] | None = None
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._saved is None:
+            self._saved = (args.max_min_regions, args.consistency_loss_weight)
+        warming = state.epoch < self.epochs
+        max_min, weight = self._saved
+        args.max_min_regions = max_min and not (warming and self.random_windows)
+        args.consistency_loss_weight = 0.0 if warming and self.no_consistency else weight
+
+
+def parse_warmup(spec: str) -> WarmupCallback | None:
+    """``none``, or ``<knobs>:<epochs>`` with knobs ``rand``, ``nocon`` or ``rand+nocon`` (e.g. ``rand+nocon:5``)."""
+    if spec == "none":
+        return None
+    knobs, _, epochs = spec.partition(":")
+    parts = set(knobs.split("+"))
+    if not parts <= {"rand", "nocon"} or not epochs:
+        raise ValueError(f"warm-up spec must be none or rand|nocon|rand+nocon:<epochs>; got {spec!r}.")
+    return WarmupCallback(float(epochs), random_windows="rand" in parts, no_consistency="nocon" in parts)
+
+
+def train_run(
+    variant: str,
+    seed: int,
+    epochs: int,
+    splits: datasets.DatasetDict,
+    processor: ViTImageProcessor,
+    held_out: dict[str, torch.Tensor],
+    warmup: str = "none",
+    width: int = 96,
+    learning_rate: float = 2e-3,
+    probe_every_epoch: bool = True,
+    output_dir: str = "/tmp/smmix_trap_runs",
+    init: str = "scratch",
+) -> dict[str, Any]:
+    """Train one run (from scratch, or from the checkpoint directory ``init``); the result holds the
+    per-epoch history and the final metrics."""
+    set_seed(seed)
+    model = build_model(width=width) if init == "scratch" else ViTForImageClassification.from_pretrained(init)
+    args = SMMixConfig(
+        output_dir=f"{output_dir}/{variant}-{warmup}-seed{seed}",
+        **VARIANTS[variant],
+        mixup_prob=0.5,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=64,
+        per_device_eval_batch_size=256,
+        learning_rate=learning_rate,
+        weight_decay=0.05,
+        lr_scheduler_type="cosine",
+        warmup_steps=50,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="epoch",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=seed,
+        use_cpu=True,
+    )
+    probe = WindowProbeCallback(held_out)
+    callbacks: list[TrainerCallback] = [probe] if probe_every_epoch else []
+    fix = parse_warmup(warmup)
+    if fix is not None:
+        callbacks.insert(0, fix)
+    trainer = SMMixTrainer(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        data_collator=collate_image_batch,
+        processing_class=processor,
+        callbacks=callbacks,
+    )
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    final = window_hit_rates(model, held_out)
+    return {
+        "variant": variant,
+        "warmup": warmup,
+        "seed": seed,
+        "epochs": epochs,
+        "width": width,
+        "learning_rate": learning_rate,
+        "train_images": len(splits["train"]),
+        "init": init if init == "scratch" else Path(init).name,
+        "train_seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "clean_top1": final["clean_top1"],
+        "final": final,
+        "history": probe.history,
+        "takeoff_epoch": takeoff_epoch(probe.history),
+        "model": model,
+    }
+
+
+def takeoff_epoch(history: list[dict[str, float]], threshold: float = 0.2) -> int | None:
+    """First epoch whose held-out clean top-1 reaches ``threshold`` (chance is 0.1); None if never."""
+    for entry in history:
+        if entry["clean_top1"] >= threshold:
+            return int(entry["epoch"])
+    return None
+
+
+def save_result(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {key: value for key, value in result.items() if key != "model"}
+    path.write_text(json.dumps(data, indent=1))
+
+
+def mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{scale * values[0]:.{digits}f}"
+    return f"{scale * statistics.mean(values):.{digits}f} ± {scale * statistics.stdev(values):.{digits}f}"
+
+
+def setup_threads() -> None:
+    torch.set_num_threads(1)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+KEY_FIELDS = ("variant", "warmup", "seed", "epochs", "width", "learning_rate", "train_images", "init")
+
+
+def run_name(variant: str, warmup: str, epochs: int, seed: int) -> str:
+    return f"{variant}__{warmup.replace(':', '-').replace('+', '_')}__e{epochs}__s{seed}"
+
+
+def _find_existing(key: dict[str, Any]) -> dict[str, Any] | None:
+    """A finished run with the same settings in any experiment's results (runs are deterministic per seed)."""
+    name = run_name(key["variant"], key["warmup"], key["epochs"], key["seed"]) + ".json"
+    for path in sorted(RESULTS.glob(f"*/{name}")):
+        data = json.loads(path.read_text())
+        if all(data.get(field, "scratch" if field == "init" else None) == key[field] for field in KEY_FIELDS):
+            data.setdefault("reused_from", str(path.relative_to(RESULTS)))
+            return data
+    return None
+
+
+def run_arms(
+    experiment: str,
+    arms: list[tuple[str, str]],
+    seeds: list[int],
+    epochs_list: list[int],
+    renderings: int = 2,
+    width: int = 96,
+    learning_rate: float = 2e-3,
+    init: str = "scratch",
+) -> list[dict[str, Any]]:
+    """Train every (variant, warm-up) arm for every seed and epoch budget, seeds outermost; one JSON per run.
+
+    A run already stored under ``results/<any experiment>/`` with the same settings is copied
+    instead of trained again. Returns every run of this experiment's directory.
+    """
+    setup_threads()
+    splits, processor, held_out = load_splits(renderings=renderings)
+    runs_dir = RESULTS / experiment
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for epochs in epochs_list:
+        for seed in seeds:
+            for variant, warmup in arms:
+                path = runs_dir / (run_name(variant, warmup, epochs, seed) + ".json")
+                if path.exists():
+                    continue
+                key = {
+                    "variant": variant,
+                    "warmup": warmup,
+                    "seed": seed,
+                    "epochs": epochs,
+                    "width": width,
+                    "learning_rate": learning_rate,
+                    "train_images": len(splits["train"]),
+                    "init": init if init == "scratch" else Path(init).name,
+                }
+                existing = _find_existing(key)
+                if existing is not None:
+                    save_result(existing, path)
+                    print(f"reused {path.name} from {existing['reused_from']}", flush=True)
+                    continue
+                result = train_run(
+                    variant, seed, epochs, splits, processor, held_out, warmup=warmup, width=width,
+                    learning_rate=learning_rate, init=init,
+                )  # fmt: skip
+                save_result(result, path)
+                print(
+                    f"done {path.name}: top-1 {result['clean_top1']:.3f}, take-off epoch {result['takeoff_epoch']}, "
+                    f"{result['train_seconds']:.0f} s",
+                    flush=True,
+                )
+    return load_runs(experiment)
+
+
+def load_runs(experiment: str) -> list[dict[str, Any]]:
+    return [json.loads(path.read_text()) for path in sorted((RESULTS / experiment).glob("*__e*__s*.json"))]
+
+
+def arm_label(variant: str, warmup: str) -> str:
+    return variant if warmup == "none" else f"{variant} + warm-up {warmup}"
+
+
+def select(runs: list[dict[str, Any]], variant: str, warmup: str, epochs: int | None = None) -> list[dict[str, Any]]:
+    return [
+        run
+        for run in runs
+        if run["variant"] == variant and run["warmup"] == warmup and (epochs is None or run["epochs"] == epochs)
+    ]
+
+
+def epoch_curve(runs: list[dict[str, Any]], key: str) -> tuple[list[int], list[float], list[float]]:
+    """Epochs, mean and std over ``runs`` of ``key`` in their histories (epochs all runs share)."""
+    if not runs:
+        return [], [], []
+    length = min(len(run["history"]) for run in runs)
+    epochs = [int(entry["epoch"]) for entry in runs[0]["history"][:length]]
+    means, stds = [], []
+    for index in range(length):
+        values = [float(run["history"][index].get(key, float("nan"))) for run in runs]
+        means.append(statistics.mean(values))
+        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+    return epochs, means, stds
+
+
+def last_fraction_change(run: dict[str, Any], fraction: float = 0.2) -> float:
+    """Clean top-1 at the end minus at the start of the last ``fraction`` of epochs (section 1's test)."""
+    history = run["history"]
+    start = max(0, round(len(history) * (1 - fraction)) - 1)
+    return float(history[-1]["clean_top1"]) - float(history[start]["clean_top1"])
+
+
+PRETRAINED = RESULTS.parents[1] / "outputs" / "experiments" / "digits_fullframe_vit"
+
+
+def pretrain(path: Path, epochs: int = 15) -> None:
+    """The warm start: the canvas ViT trained without mixing on the full-frame digits (32 px, seed 0)."""
+    from smmix_hf.data import load_digits_dataset
+
+    setup_threads()
+    splits = load_digits_dataset(image_size=32, seed=0)
+    processor = ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    settings = settings_from_image_processor(
+        processor, horizontal_flip=False, crop_pct=1.0, random_resized_crop_scale=(0.6, 1.0)
+    )
+    splits["train"].set_transform(make_batch_transform(build_train_transform(settings)))
+    splits["validation"].set_transform(make_batch_transform(build_eval_transform(settings)))
+    set_seed(0)
+    args = SMMixConfig(
+        output_dir=str(path) + "-trainer",
+        mix_method="none",
+        num_train_epochs=epochs,
+        per_device_train_batch_size=64,
+        per_device_eval_batch_size=256,
+        learning_rate=2e-3,
+        weight_decay=0.05,
+        lr_scheduler_type="cosine",
+        warmup_steps=50,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="epoch",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=0,
+        use_cpu=True,
+    )
+    trainer = SMMixTrainer(
+        model=build_model(),
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        data_collator=collate_image_batch,
+        processing_class=processor,
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
+    print(f"full-frame digits pre-training: held-out top-1 {metrics['eval_top1']:.3f}", flush=True)
+    trainer.save_model(str(path))
