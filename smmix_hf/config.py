@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from smmix_hf.draws import MIX_METHODS
+from smmix_hf.draws import MIX_METHODS, REGION_SAMPLINGS
 
 __all__ = ["SMMixConfig"]
 
@@ -31,21 +32,60 @@ class SMMixConfig(TrainingArguments):
             "choices": list(MIX_METHODS),
         },
     )
-    mixup_prob: float = field(
+    mixup_switch_prob: float = field(
         default=0.5,
-        metadata={"help": "Probability that a smmix / cutmix batch uses Mixup instead (the DeiT switch)."},
+        metadata={
+            "help": "Probability that a smmix / cutmix batch uses Mixup instead (the DeiT switch; timm's "
+            "switch_prob). Formerly mixup_prob."
+        },
+    )
+    mixup_prob: float | None = field(
+        default=None,
+        metadata={"help": "Deprecated alias of mixup_switch_prob (timm's mixup_prob is mix_prob here)."},
+    )
+    mix_prob: float = field(
+        default=1.0,
+        metadata={"help": "Probability that a batch is mixed at all (timm's mixup_prob); otherwise it trains unmixed."},
+    )
+    mix_off_epoch: float | None = field(
+        default=None,
+        metadata={"help": "No mixing from this epoch on (timm's --mixup-off-epoch); unset mixes to the end."},
+    )
+    cutmix_minmax: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "CutMix box side shares MIN MAX, drawn uniformly, instead of λ ~ Beta(cutmix_alpha) (timm's "
+            "cutmix_minmax).",
+            "nargs": 2,
+        },
+    )
+    per_process_draws: bool = field(
+        default=False,
+        metadata={
+            "help": "Each process draws its own mix method and window size (seed + rank), as the official code "
+            "does. Off by default: with shared draws every process does the same kind of step, whereas with "
+            "independent draws a multi-process step almost always waits for some process doing SMMix's extra "
+            "forward."
+        },
     )
     mixup_alpha: float = field(default=0.8, metadata={"help": "Mixup's λ ~ Beta(α, α)."})
     cutmix_alpha: float = field(default=1.0, metadata={"help": "CutMix's λ ~ Beta(α, α)."})
     region_scale_min: float = field(
         default=0.25,
         metadata={
-            "help": "Lower bound of SMMix's window side ratio δ ~ U(min, max); the window is ⌊δ·gh⌋×⌊δ·gw⌋ "
-            "tokens (Eq. 7). Tab. 8: 0.25-0.75 (default), 0.5-0.5 (fixed), 0-1."
+            "help": "Lower bound of SMMix's window side ratio (Eq. 7). Tab. 8: 0.25-0.75 (default), 0.5-0.5 "
+            "(fixed), 0-1. Windows keep at least one token and leave the target at least one."
         },
     )
-    region_scale_max: float = field(
-        default=0.75, metadata={"help": "Upper bound of δ; below 1 so the target keeps tokens of its own."}
+    region_scale_max: float = field(default=0.75, metadata={"help": "Upper bound of the window side ratio (<= 1)."})
+    region_sampling: str = field(
+        default="official",
+        metadata={
+            "help": "How the window side is drawn on a g×g token grid. official: an integer side uniformly from "
+            "⌊min·g⌋ … ⌊max·g⌋ (the code behind the paper's numbers). continuous: δ ~ U(min, max), side ⌊δ·g⌋ "
+            "(the paper's wording; the two end sizes get half the weight).",
+            "choices": list(REGION_SAMPLINGS),
+        },
     )
     max_min_regions: bool = field(
         default=True,
@@ -92,6 +132,14 @@ class SMMixConfig(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        if self.mixup_prob is not None:
+            _warn_once(
+                "mixup_prob is deprecated and will be removed: it means the Mixup switch probability, now "
+                "mixup_switch_prob (timm's mixup_prob, the probability of mixing at all, is mix_prob)."
+            )
+            self.mixup_switch_prob, self.mixup_prob = self.mixup_prob, None
+        if self.cutmix_minmax is not None:
+            self.cutmix_minmax = [float(value) for value in self.cutmix_minmax]
         super().__post_init__()
         self.validate_smmix()
 
@@ -99,16 +147,27 @@ class SMMixConfig(TrainingArguments):
         """Raise a one-line ``ValueError`` for any SMMix setting that cannot work."""
         if self.mix_method not in MIX_METHODS:
             raise ValueError(f"mix_method must be one of {', '.join(MIX_METHODS)}; got {self.mix_method!r}.")
-        if not 0.0 <= self.mixup_prob <= 1.0:
-            raise ValueError(f"mixup_prob must be in [0, 1]; got {self.mixup_prob}.")
+        for name in ("mixup_switch_prob", "mix_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}.")
+        if self.mix_off_epoch is not None and self.mix_off_epoch < 0:
+            raise ValueError(f"mix_off_epoch must be >= 0 (or unset to mix to the end); got {self.mix_off_epoch}.")
+        if self.cutmix_minmax is not None and (
+            len(self.cutmix_minmax) != 2 or not 0.0 < self.cutmix_minmax[0] <= self.cutmix_minmax[1] <= 1.0
+        ):
+            raise ValueError(f"cutmix_minmax must be two shares 0 < MIN <= MAX <= 1; got {self.cutmix_minmax}.")
+        if self.region_sampling not in REGION_SAMPLINGS:
+            raise ValueError(
+                f"region_sampling must be one of {', '.join(REGION_SAMPLINGS)}; got {self.region_sampling!r}."
+            )
         for name in ("mixup_alpha", "cutmix_alpha"):
             if getattr(self, name) <= 0:
                 raise ValueError(
                     f"{name} must be > 0 (it parameterises a Beta distribution); got {getattr(self, name)}."
                 )
-        if not 0.0 <= self.region_scale_min <= self.region_scale_max < 1.0:
+        if not 0.0 <= self.region_scale_min <= self.region_scale_max <= 1.0:
             raise ValueError(
-                "need 0 <= region_scale_min <= region_scale_max < 1; got "
+                "need 0 <= region_scale_min <= region_scale_max <= 1; got "
                 f"region_scale_min={self.region_scale_min}, region_scale_max={self.region_scale_max}."
             )
         for name in ("cls_loss_weight", "fine_loss_weight", "consistency_loss_weight"):
@@ -138,3 +197,12 @@ class SMMixConfig(TrainingArguments):
     def uses_motivated_forward(self) -> bool:
         """Whether SMMix batches need the clean no-grad forward (scores or clean logits)."""
         return self.max_min_regions or self.consistency_loss_weight > 0
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, FutureWarning, stacklevel=3)

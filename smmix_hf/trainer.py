@@ -16,7 +16,7 @@ from transformers.trainer_pt_utils import nested_gather
 
 from smmix_hf.checkpoint_weights import restore_checkpoint_weights
 from smmix_hf.config import SMMixConfig
-from smmix_hf.draws import MixDraw, MixSampler
+from smmix_hf.draws import MixDraw, MixSampler, check_token_grid
 from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics
 from smmix_hf.losses import (
     consistency_loss,
@@ -61,7 +61,7 @@ class SMMixTrainer(Trainer):
     "motivated" forward, in eval mode), which yields the image attention score (Eq. 6) and the clean
     logits. The mixed batch (Eq. 7-8) is then trained with
     ``L = w_cls·L_cls (Eq. 9) + w_fine·L_fine (Eq. 10-13) + w_con·L_con (Eq. 14)``.
-    With probability ``mixup_prob`` a batch uses Mixup instead. ``mix_method`` cutmix / mixup / none
+    With probability ``mixup_switch_prob`` a batch uses Mixup instead. ``mix_method`` cutmix / mixup / none
     train the baselines in the same trainer.
 
     Sample ``i`` of a batch takes its source from sample ``B-1-i``; the configuration demands an even
@@ -96,12 +96,17 @@ class SMMixTrainer(Trainer):
             self.add_callback(MixExamplesCallback(self, args.save_mix_examples))
         self.mix_sampler = MixSampler(
             mix_method=args.mix_method,
-            mixup_prob=args.mixup_prob,
+            mixup_prob=args.mixup_switch_prob,
             mixup_alpha=args.mixup_alpha,
             cutmix_alpha=args.cutmix_alpha,
             region_scale=args.region_scale,
-            seed=args.seed,
+            seed=args.seed + (args.process_index if args.per_process_draws else 0),
+            region_sampling=args.region_sampling,
+            mix_prob=args.mix_prob,
+            cutmix_minmax=tuple(args.cutmix_minmax) if args.cutmix_minmax else None,
         )
+        if self.probe is not None:
+            self._check_token_grid()
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_counts: Counter[str] = Counter()
         self._method_counts: Counter[str] = Counter()
@@ -129,7 +134,8 @@ class SMMixTrainer(Trainer):
 
         image_size = (images.shape[-2], images.shape[-1])
         grid = self.probe.token_grid(image_size) if self.probe is not None else None
-        draw = self.mix_sampler.draw(image_size, grid)
+        mixing = self.args.mix_off_epoch is None or (self.state.epoch or 0.0) < self.args.mix_off_epoch
+        draw = self.mix_sampler.draw(image_size, grid, mixing=mixing)
         if draw.method == "smmix":
             loss, terms, outputs = self._smmix_loss(model, images, labels, draw, grid)
         else:
@@ -225,6 +231,14 @@ class SMMixTrainer(Trainer):
             model.train()
         return clean_logits, self.probe.scores
 
+    def _check_token_grid(self) -> None:
+        """Refuse, before training, a model whose token grid leaves no window with a target token."""
+        image_size = getattr(self.accelerator.unwrap_model(self.model).config, "image_size", None)
+        if isinstance(image_size, int):
+            image_size = (image_size, image_size)
+        if image_size is not None:
+            check_token_grid(self.probe.token_grid(tuple(image_size)))
+
     def _setup_motivator(self, motivator: nn.Module | Motivator | None) -> Motivator | None:
         """The frozen motivator on the student's device and dtype, or None for self-motivated SMMix."""
         if motivator is None:
@@ -297,14 +311,14 @@ class SMMixTrainer(Trainer):
         args = self.args
         recipe: dict[str, object] = {
             "mix_method": args.mix_method,
-            "mixup_prob": args.mixup_prob,
+            "mixup_switch_prob": args.mixup_switch_prob,
             "mixup_alpha": args.mixup_alpha,
         }
         if args.mix_method == "cutmix":
             recipe["cutmix_alpha"] = args.cutmix_alpha
         if args.mix_method == "smmix":
             recipe.update(
-                region_scale=f"U({args.region_scale_min}, {args.region_scale_max})",
+                region_scale=f"{args.region_sampling} {args.region_scale_min}-{args.region_scale_max}",
                 max_min_regions=args.max_min_regions,
                 cls_loss_weight=args.cls_loss_weight,
                 fine_loss_weight=args.fine_loss_weight,

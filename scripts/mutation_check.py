@@ -1,0 +1,249 @@
+#!/usr/bin/env python
+"""Break SMMix's wiring on purpose, one bug at a time, and show which reference test catches each.
+
+Each mutation edits a temporary copy of the ``smmix_hf`` package (the checkout is never touched), then
+runs the reference tests (``tests/test_reference_step.py``, ``tests/test_reference_behaviour.py``)
+against that copy. The table lists every mutation and the first test that failed; a mutation that no
+test catches makes the script exit with status 1.
+
+    python scripts/mutation_check.py            # every mutation
+    python scripts/mutation_check.py --list     # their names
+    python scripts/mutation_check.py kl_direction_reversed
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Fast, broad tests first: pytest stops at the first failure (-x).
+REFERENCE_TESTS = tuple(
+    str(ROOT / test)
+    for test in (
+        "tests/test_reference_step.py::test_smmix_step_equals_the_reference[vit]",
+        "tests/test_reference_behaviour.py::test_motivated_forward_is_eval_mixed_forward_is_train",
+        "tests/test_reference_step.py",
+        "tests/test_reference_behaviour.py",
+    )
+)
+
+
+# Runs pytest with the mutated copy first on sys.path, and checks that it is the copy that gets imported.
+IMPORT_THE_COPY_THEN_TEST = """
+import sys
+sys.path.insert(0, sys.argv[1])
+sys.meta_path[:] = [finder for finder in sys.meta_path if not type(finder).__module__.startswith("__editable__")]
+import pytest, smmix_hf
+assert smmix_hf.__file__.startswith(sys.argv[1]), smmix_hf.__file__
+sys.exit(pytest.main(sys.argv[2:]))
+"""
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    description: str
+    path: str  # inside smmix_hf/
+    edits: tuple[tuple[str, str], ...]  # (exact text, replacement); each text must occur exactly once
+
+
+MUTATIONS = (
+    Mutation(
+        "region_labels_swapped",
+        "L_fine: inside → target label, outside → source label",
+        "trainer.py",
+        (("self.probe.region_logits, labels", "self.probe.region_logits.flip(0), labels"),),
+    ),
+    Mutation(
+        "lambda_flipped_in_cls",
+        "L_cls: 1-λ on the source label",
+        "trainer.py",
+        (
+            (
+                "mixed_soft_target(labels, source_index, fraction,",
+                "mixed_soft_target(labels, source_index, 1 - fraction,",
+            ),
+        ),
+    ),
+    Mutation(
+        "lambda_flipped_in_con",
+        "L_con: 1-λ on the source's clean logits",
+        "trainer.py",
+        (
+            (
+                "consistency_target(clean_logits, source_index, fraction,",
+                "consistency_target(clean_logits, source_index, 1 - fraction,",
+            ),
+        ),
+    ),
+    Mutation(
+        "max_min_windows_swapped",
+        "source window = least attended, target window = most attended",
+        "mixing.py",
+        (
+            ("region_size, largest=True)", "region_size, largest=None)"),
+            ("region_size, largest=False)", "region_size, largest=True)"),
+            ("region_size, largest=None)", "region_size, largest=False)"),
+        ),
+    ),
+    Mutation(
+        "motivated_forward_in_train_mode",
+        "the motivated forward runs with dropout on",
+        "trainer.py",
+        (("        model.eval()\n", "        model.train()\n"),),
+    ),
+    Mutation(
+        "kl_direction_reversed",
+        "L_con = KL(softmax(z_mixed) ‖ target)",
+        "trainer.py",
+        (
+            (
+                "consistency_loss(logits, target)",
+                "F.kl_div(target.log(), F.softmax(logits.float(), -1), reduction='batchmean')",
+            ),
+        ),
+    ),
+    Mutation(
+        "mixup_switch_at_0.9",
+        "Mixup chosen with probability 0.9 instead of mixup_prob",
+        "draws.py",
+        (("self.numpy_generator.random() < self.mixup_prob", "self.numpy_generator.random() < 0.9"),),
+    ),
+    Mutation(
+        "pairing_rolled",
+        "sample i paired with i-1 instead of B-1-i",
+        "trainer.py",
+        (
+            (
+                "source_index = flip_pairing(images.shape[0], device=images.device)",
+                "source_index = torch.roll(torch.arange(images.shape[0], device=images.device), 1)",
+            ),
+        ),
+    ),
+    Mutation(
+        "no_label_smoothing_in_fine",
+        "L_fine without label smoothing",
+        "trainer.py",
+        (("labels, source_index, num_classes, smoothing\n", "labels, source_index, num_classes, 0.0\n"),),
+    ),
+    Mutation(
+        "motivator_ignored",
+        "a given motivator is not used for scores and clean logits",
+        "trainer.py",
+        (
+            (
+                "        if self.motivator is not None:\n            return self.motivator(",
+                "        if False:\n            return self.motivator(",
+            ),
+        ),
+    ),
+    Mutation(
+        "swin_shift_not_undone",
+        "Swin's shifted-window scores left in the shifted frame",
+        "architectures.py",
+        (
+            (
+                "        if layer.shift_size > 0:\n            grid = torch.roll",
+                "        if False:\n            grid = torch.roll",
+            ),
+        ),
+    ),
+    Mutation(
+        "deit_one_prefix_token",
+        "DeiT's distillation token counted as an image token",
+        "architectures.py",
+        (('    model_type = "deit"\n    num_prefix_tokens = 2', '    model_type = "deit"\n    num_prefix_tokens = 1'),),
+    ),
+    Mutation(
+        "loss_not_divided_for_accumulation",
+        "the Trainer is told the loss is already scaled for gradient accumulation",
+        "trainer.py",
+        (("loss_is_scaled_for_ga = False", "loss_is_scaled_for_ga = True"),),
+    ),
+)
+
+
+def apply(mutation: Mutation, package: Path) -> None:
+    path = package / mutation.path
+    text = path.read_text()
+    for old, new in mutation.edits:
+        if text.count(old) != 1:
+            raise SystemExit(f"mutation {mutation.name}: {old!r} occurs {text.count(old)} times in {path}; update it.")
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def run_tests(package_parent: Path) -> tuple[bool, str]:
+    """(passed, first failing test id) of the reference tests against the package in ``package_parent``."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        *REFERENCE_TESTS,
+    ]
+    result = subprocess.run(command, cwd=package_parent, env=env, capture_output=True, text=True)
+    failed = re.findall(r"^FAILED (\S+)", result.stdout, flags=re.MULTILINE)
+    errors = re.findall(r"^ERROR (\S+)", result.stdout, flags=re.MULTILINE)
+    first = (failed or errors or [""])[0].replace(str(ROOT) + "/", "")
+    if not failed and not errors and result.returncode != 0:
+        first = "(did not run: " + (result.stdout + result.stderr).strip().splitlines()[-1] + ")"
+    return result.returncode == 0, first
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for mutation in MUTATIONS:
+            print(f"{mutation.name}: {mutation.description}")
+        return 0
+    unknown = set(args.names) - {mutation.name for mutation in MUTATIONS}
+    if unknown:
+        parser.error(f"unknown mutation(s): {', '.join(sorted(unknown))}; see --list")
+    chosen = [mutation for mutation in MUTATIONS if not args.names or mutation.name in args.names]
+
+    rows, uncaught = [], []
+    with tempfile.TemporaryDirectory(prefix="smmix-mutation-") as scratch:
+        for mutation in chosen:
+            parent = Path(scratch) / mutation.name
+            shutil.copytree(ROOT / "smmix_hf", parent / "smmix_hf", ignore=shutil.ignore_patterns("__pycache__"))
+            apply(mutation, parent / "smmix_hf")
+            start = time.perf_counter()
+            passed, first_failure = run_tests(parent)
+            seconds = time.perf_counter() - start
+            caught = "NOT CAUGHT" if passed else first_failure or "(collection error)"
+            if passed:
+                uncaught.append(mutation.name)
+            rows.append((mutation.name, mutation.description, caught, seconds))
+            print(f"{mutation.name}: {caught} ({seconds:.0f} s)", file=sys.stderr, flush=True)
+
+    print("| mutation | what it breaks | caught by | s |\n|---|---|---|---|")
+    for name, description, caught, seconds in rows:
+        print(f"| {name} | {description} | `{caught}` | {seconds:.0f} |")
+    if uncaught:
+        print(f"\n{len(uncaught)} mutation(s) not caught: {', '.join(uncaught)}", file=sys.stderr)
+        return 1
+    print(f"\nall {len(rows)} mutations caught", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
