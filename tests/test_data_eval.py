@@ -63,9 +63,10 @@ def test_checkpoint_evaluated_alone_on_a_class_subset(checkpoint_and_data):
     metrics = main([
         "--model", str(root / "ckpt"), "--validation_dir", str(root / "eval"), "--eval_class_subset",
         str(root / "subset.txt"), "--do_train", "false", "--do_eval", "--output_dir", str(root / "out"),
-        "--crop_pct", "1.0", "--use_cpu", "true", "--report_to", "none", "--per_device_eval_batch_size", "5",
+        "--crop_pct", "1.0", "--interpolation", "bicubic", "--use_cpu", "true", "--report_to", "none",
+        "--per_device_eval_batch_size", "5",
     ])  # fmt: skip
-    transform = build_eval_transform(settings_from_image_processor(processor, crop_pct=1.0))
+    transform = build_eval_transform(settings_from_image_processor(processor, crop_pct=1.0, interpolation="bicubic"))
     pixels = torch.stack([transform(image) for folder in sorted(images) for image in images[folder]])
     targets = torch.tensor([model_id for model_id in (7, 2, 5) for _ in range(4)])
     model.eval()

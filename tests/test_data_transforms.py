@@ -23,6 +23,7 @@ from smmix_hf.data.transforms import (
     build_eval_transform,
     build_train_transform,
     collate_image_batch,
+    evaluation_image_processor,
     make_batch_transform,
 )
 
@@ -96,7 +97,13 @@ def test_eval_resizes_to_size_over_crop_pct_then_centre_crops():
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8))
     resized = transforms.Resize(36, interpolation=transforms.InterpolationMode.BICUBIC)(image)
     expected = transforms.CenterCrop(32)(resized)
-    assert torch.allclose(build_eval_transform(settings)(image), transforms.ToTensor()(expected))
+    pixels = build_eval_transform(settings)(image)
+    # The image processor resizes uint8 tensors (antialiased bicubic), PIL resizes images: at most 1/255 apart.
+    assert torch.allclose(pixels, transforms.ToTensor()(expected), atol=1 / 255 + 1e-6)
+    # The transform is the processor saved with the model, pixel for pixel.
+    saved = evaluation_image_processor(settings)
+    assert saved.size == {"shortest_edge": 36} and saved.crop_size == {"height": 32, "width": 32}
+    assert torch.equal(pixels, saved(image, return_tensors="pt")["pixel_values"][0])
 
 
 @pytest.mark.parametrize(
