@@ -56,7 +56,7 @@ def test_config_takes_a_name_or_a_path(tmp_path, monkeypatch):
     own = tmp_path / "demo"
     own.write_text("model: deit-small\n")
     monkeypatch.chdir(tmp_path)
-    assert resolve_recipe("demo") == own, "a file that exists wins over the packaged name"
+    assert resolve_recipe("demo").resolve() == own, "a file that exists wins over the packaged name"
     assert parse_args(["--config", "demo", "--output_dir", "x"])[0].model_name_or_path == "deit-small"
     with pytest.raises(
         FileNotFoundError,
