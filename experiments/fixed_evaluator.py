@@ -15,7 +15,7 @@ sides. Pairs with the same label are left out. Top-1 hit: the prediction is one 
 hit: the two highest classes are exactly the two labels. 95% intervals are over repeats (mean ± 1.96 ·
 sd / √R), and for the paired difference SMMix − CutMix.
 
-    python experiments/fixed_evaluator.py --repeats 30 --epochs 12
+    python experiments/fixed_evaluator.py --repeats 30 --epochs 8
 
 Writes ``experiments/results/fixed_evaluator/``: ``evaluator.json`` (its training run),
 ``mixed_accuracy.json``, ``summary.md`` and ``mixed_accuracy.png``.
@@ -153,7 +153,7 @@ def plot(table: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--epochs", type=int, default=12, help="Fine-tuning epochs of the evaluator.")
+    parser.add_argument("--epochs", type=int, default=8, help="Fine-tuning epochs of the evaluator.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Evaluator seed (the first one is used).")
     args = parser.parse_args(argv)
     from transformers import ViTForImageClassification

@@ -6,7 +6,7 @@ Rows: CutMix; max-min mixing only (``fine_loss_weight 0``, ``consistency_loss_we
 from full-frame digits, fine-tuned on the 32 px canvas digits, lr 1e-3, one epoch budget. Runs shared
 with ``epoch_budget.py`` (same settings) are copied, not retrained.
 
-    python experiments/tab7_ablation.py --seeds 0 1 2 --epochs 6
+    python experiments/tab7_ablation.py --seeds 0 1 2 --epochs 4
 
 Writes ``experiments/results/tab7_ablation/``: one JSON per run and ``summary.md``.
 """
@@ -53,7 +53,7 @@ def summary(runs: list[dict], epochs: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     args = parser.parse_args(argv)
     from trap_common import PRETRAINED, RESULTS, pretrain, run_arms

@@ -190,28 +190,33 @@ class WarmupCallback(TrainerCallback):
     back at the first step of epoch ``epochs``.
     """
 
-    def __init__(self, epochs: float, random_windows: bool, no_consistency: bool) -> None:
+    def __init__(self, epochs: float, random_windows: bool, no_consistency: bool, fraction: bool = False) -> None:
         self.epochs, self.random_windows, self.no_consistency = epochs, random_windows, no_consistency
+        self.fraction = fraction  # epochs is a fraction of num_train_epochs
         self._saved: tuple[bool, float] | None = None
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._saved is None:
             self._saved = (args.max_min_regions, args.consistency_loss_weight)
-        warming = state.epoch < self.epochs
+        until = self.epochs * args.num_train_epochs if self.fraction else self.epochs
+        warming = state.epoch < until
         max_min, weight = self._saved
         args.max_min_regions = max_min and not (warming and self.random_windows)
         args.consistency_loss_weight = 0.0 if warming and self.no_consistency else weight
 
 
 def parse_warmup(spec: str) -> WarmupCallback | None:
-    """``none``, or ``<knobs>:<epochs>`` with knobs ``rand``, ``nocon`` or ``rand+nocon`` (e.g. ``rand+nocon:5``)."""
+    """``none``, or ``<knobs>:<epochs>`` with knobs ``rand``, ``nocon`` or ``rand+nocon`` (e.g. ``rand+nocon:5``);
+    ``<epochs>`` may be a share of the training, e.g. ``rand+nocon:25%``."""
     if spec == "none":
         return None
     knobs, _, epochs = spec.partition(":")
     parts = set(knobs.split("+"))
     if not parts <= {"rand", "nocon"} or not epochs:
         raise ValueError(f"warm-up spec must be none or rand|nocon|rand+nocon:<epochs>; got {spec!r}.")
-    return WarmupCallback(float(epochs), random_windows="rand" in parts, no_consistency="nocon" in parts)
+    fraction = epochs.endswith("%")
+    length = float(epochs.rstrip("%")) / 100 if fraction else float(epochs)
+    return WarmupCallback(length, random_windows="rand" in parts, no_consistency="nocon" in parts, fraction=fraction)
 
 
 def train_run(
@@ -323,7 +328,8 @@ KEY_FIELDS = ("variant", "warmup", "seed", "epochs", "width", "learning_rate", "
 
 
 def run_name(variant: str, warmup: str, epochs: int, seed: int) -> str:
-    return f"{variant}__{warmup.replace(':', '-').replace('+', '_')}__e{epochs}__s{seed}"
+    warmup = warmup.replace(":", "-").replace("+", "_").replace("%", "pct")
+    return f"{variant}__{warmup}__e{epochs}__s{seed}"
 
 
 def _find_existing(key: dict[str, Any]) -> dict[str, Any] | None:

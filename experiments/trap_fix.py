@@ -14,7 +14,7 @@ Take-off epoch: the first epoch whose held-out clean top-1 reaches 0.2 (chance 0
 every seed takes off no later than CutMix's latest seed, and its final seed spread (std, range) is no
 wider than CutMix's.
 
-    python experiments/trap_fix.py --seeds 0 1 2 3 4 --epochs 20 --warmups rand+nocon:5 nocon:5
+    python experiments/trap_fix.py --seeds 0 1 2 3 4 --epochs 20 --warmups rand+nocon:5
 
 Writes ``experiments/results/trap_fix/``: one JSON per run, ``summary.md``, ``trap_fix.png``.
 """
