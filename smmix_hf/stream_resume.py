@@ -65,7 +65,7 @@ def enable_stateful_loading(accelerator: Any) -> None:
         import torchdata.stateful_dataloader  # noqa: F401
     except ImportError as error:
         raise ImportError(
-            "resuming a streamed training split needs torchdata's StatefulDataLoader: pip install 'torchdata>=0.11'."
+            "resuming a streamed training split needs torchdata's StatefulDataLoader: pip install 'smmix_hf[stream]'."
         ) from error
     accelerator.dataloader_config.use_stateful_dataloader = True
 

@@ -329,10 +329,10 @@ class SMMixTrainer(Trainer):
                 recipe["motivator"] = self.motivator.model.config.name_or_path or type(self.motivator.model).__name__
         recipe.update(
             label_smoothing=args.label_smoothing_factor,
-            optimizer=str(args.optim),
+            optimizer=args.optim,
             learning_rate=args.learning_rate,
             weight_decay=args.weight_decay,
-            lr_scheduler=str(args.lr_scheduler_type),
+            lr_scheduler=args.lr_scheduler_type,
             warmup_steps=args.warmup_steps,
             epochs=args.num_train_epochs,
             global_batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
@@ -345,6 +345,9 @@ class SMMixTrainer(Trainer):
         model_name: str | None = None,
         finetuned_from: str | None = None,
         dataset: str | list[str] | None = None,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         """Writes ``README.md`` in ``output_dir``: recipe, latest evaluation metrics, citation."""
@@ -361,6 +364,9 @@ class SMMixTrainer(Trainer):
             dataset_name=dataset if isinstance(dataset, str) or dataset is None else dataset[0],
             recipe=self.smmix_recipe(),
             metrics=metrics,
+            license=license,
+            language=language,
+            tags=tags,
         )
 
     # ---- checkpoints: weights restored with key renaming; the sampler's state and the stream position travel

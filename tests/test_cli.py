@@ -48,10 +48,12 @@ def test_cli_trains_and_the_checkpoint_is_a_stock_hf_model(tmp_path):
 
 
 def test_yaml_values_are_read_and_the_command_line_wins(tmp_path):
-    model_args, data_args, args = parse_args(["--config", DEMO, "--learning_rate", "0.01", "--mixup_prob", "0.25"])
+    model_args, data_args, args = parse_args(
+        ["--config", DEMO, "--learning_rate", "0.01", "--mixup_switch_prob", "0.25"]
+    )
     assert model_args.model_name_or_path == "deit-tiny" and model_args.from_scratch
     assert data_args.dataset_name == "sklearn-digits" and data_args.horizontal_flip is False
-    assert args.learning_rate == 0.01 and args.mixup_prob == 0.25
+    assert args.learning_rate == 0.01 and args.mixup_switch_prob == 0.25
     assert args.num_train_epochs == 40 and args.weight_decay == 0.05 and args.mix_method == "smmix"
     model_args, _, _ = parse_args(["--config", DEMO, "--model", "swin-tiny"])
     assert model_args.model_name_or_path == "swin-tiny"

@@ -104,11 +104,6 @@ def test_enum_values_print_as_their_strings(tmp_path) -> None:
     assert "OptimizerNames" not in text and "SchedulerType" not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SMMixTrainer.create_model_card (smmix_hf/trainer.py) drops license / language / tags and passes "
-    "str(args.optim), which prints 'OptimizerNames.ADAMW_TORCH_FUSED'; this passes once it forwards them",
-)
 def test_the_command_writes_license_language_tags_and_enum_strings(tmp_path) -> None:
     output_dir = tmp_path / "run"
     main(["--config", "demo", "--output_dir", str(output_dir), "--max_steps", "2", "--max_eval_samples", "32",

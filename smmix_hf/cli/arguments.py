@@ -110,8 +110,12 @@ class DataArguments:
     train_val_split: float = field(
         default=0.15, metadata={"help": "Share of train held out for evaluation when no validation split exists."}
     )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Train on the first N samples only."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on the first N samples only."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on N samples, shuffled with --seed first."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate on N samples, shuffled with --seed first."}
+    )
     strict_images: bool = field(
         default=False,
         metadata={
@@ -133,8 +137,9 @@ class DataArguments:
     crop_ratio_min: float = field(default=3 / 4, metadata={"help": "Lower bound of the crops' aspect ratio."})
     crop_ratio_max: float = field(default=4 / 3, metadata={"help": "Upper bound of the crops' aspect ratio."})
     horizontal_flip: bool = field(default=True, metadata={"help": "Random horizontal flips in training."})
-    interpolation: str = field(
-        default="bicubic", metadata={"help": "Resampling filter of crops and resizes (DeiT: bicubic)."}
+    interpolation: str | None = field(
+        default=None,
+        metadata={"help": "Resampling filter of crops and resizes (DeiT: bicubic); unset keeps the checkpoint's."},
     )
     auto_augment: str = field(
         default="rand-m9-mstd0.5-inc1",
@@ -149,8 +154,12 @@ class DataArguments:
         default="pixel", metadata={"help": "What erased boxes are filled with: const, rand or pixel (DeiT)."}
     )
     random_erasing_count: int = field(default=1, metadata={"help": "Most boxes erased per image."})
-    crop_pct: float = field(
-        default=0.875, metadata={"help": "Evaluation resizes to size / crop_pct, then centre-crops to size."}
+    crop_pct: float | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluation resizes to size / crop_pct, then centre-crops to size; unset keeps the "
+            "checkpoint's processor (its crop_size / size, or timm's pretrained_cfg)."
+        },
     )
     base_learning_rate: float | None = field(
         default=None,

@@ -23,7 +23,12 @@ from smmix_hf.cli.preflight import check_extras, check_image_size, check_output_
 from smmix_hf.data.labels import model_label_names
 from smmix_hf.data.pipeline import prepare_datasets, transform_settings
 from smmix_hf.data.sources import load_image_dataset
-from smmix_hf.data.transforms import build_eval_transform, build_train_transform, collate_image_batch
+from smmix_hf.data.transforms import (
+    build_eval_transform,
+    build_train_transform,
+    collate_image_batch,
+    evaluation_image_processor,
+)
 from smmix_hf.models import build_image_processor, load_model, resolve_model_name
 from smmix_hf.motivator import load_motivator
 from smmix_hf.trainer import SMMixTrainer
@@ -77,6 +82,9 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
     )
     image_processor = build_image_processor(model, model_args.model_name_or_path, model_args.from_scratch, **hub_kwargs)
     settings = transform_settings(image_processor, data_args)
+    if getattr(model, "timm_model", None) is None:
+        # The saved processor must give pipeline() exactly the evaluation transform's pixels.
+        image_processor = evaluation_image_processor(settings)
     check_image_size(model, settings.image_size, training_args)
     train_transform = build_train_transform(settings) if training_args.do_train else None
     eval_transform = build_eval_transform(settings)
