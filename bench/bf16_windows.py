@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import ViTConfig, ViTForImageClassification
@@ -28,7 +29,7 @@ from smmix_hf.probe import SMMixProbe
 def digits_tensor(count: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     split = load_digits_dataset(seed=0)["train"].select(range(count))
     images = torch.stack(
-        [torch.tensor(list(image.convert("L").getdata()), dtype=torch.float32) for image in split["image"]]
+        [torch.tensor(np.asarray(image.convert("L")), dtype=torch.float32).flatten() for image in split["image"]]
     )
     side = split[0]["image"].size[0]
     images = images.view(count, 1, side, side).repeat(1, 3, 1, 1) / 127.5 - 1
@@ -38,9 +39,9 @@ def digits_tensor(count: int, image_size: int) -> tuple[torch.Tensor, torch.Tens
 def scores(model: torch.nn.Module, images: torch.Tensor, bf16: bool) -> torch.Tensor:
     probe = SMMixProbe(model)
     model.eval()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        with probe.reading_attention(tuple(images.shape[-2:])):
-            model(pixel_values=images)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    with torch.no_grad(), autocast, probe.reading_attention(tuple(images.shape[-2:])):
+        model(pixel_values=images)
     probe.remove()
     return probe.scores
 
@@ -80,7 +81,7 @@ def main() -> None:
     print(f"initialised model: {share:.2%} of {total} window choices change under bf16")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
-    for step in range(args.fit_steps):
+    for _ in range(args.fit_steps):
         batch = torch.randint(0, args.images, (64,))
         optimizer.zero_grad()
         F.cross_entropy(model(pixel_values=images[batch]).logits, labels[batch]).backward()
