@@ -7,14 +7,12 @@ from collections import Counter
 from contextlib import nullcontext
 from typing import Any
 
-import datasets
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel, Trainer
 from transformers.trainer_pt_utils import nested_gather
 
-from smmix_hf.checkpoint_weights import restore_checkpoint_weights
+from smmix_hf._compat import TrainerPrivateOverrides
 from smmix_hf.config import SMMixConfig
 from smmix_hf.draws import MixDraw, MixSampler, check_token_grid
 from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics
@@ -37,23 +35,16 @@ from smmix_hf.mixing import (
 )
 from smmix_hf.model_card import write_model_card
 from smmix_hf.motivator import Motivator
+from smmix_hf.nonfinite import NonFiniteTracker
 from smmix_hf.probe import SMMixProbe
-from smmix_hf.stream_resume import (
-    StreamPosition,
-    enable_stateful_loading,
-    load_stream_position,
-    loader_state_for_resume,
-    restart_epoch_afresh,
-    save_stream_position,
-)
+from smmix_hf.stream_resume import enable_stateful_loading
 
 __all__ = ["SMMixTrainer"]
 
-SAMPLER_STATE_NAME = "smmix_sampler_state.pth"
 LOSS_TERMS = ("loss_cls", "loss_fine", "loss_con")
 
 
-class SMMixTrainer(Trainer):
+class SMMixTrainer(TrainerPrivateOverrides):
     """Trains an image classifier with SMMix (Chen et al., ICCV 2023).
 
     Batches carry ``pixel_values`` and hard integer ``labels``; all mixing happens in
@@ -110,10 +101,7 @@ class SMMixTrainer(Trainer):
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_counts: Counter[str] = Counter()
         self._method_counts: Counter[str] = Counter()
-        self._first_nonfinite_step: torch.Tensor | None = None
-        self._stream_loader: Any = None
-        self._stream_epoch = 0
-        self._stream_resume: StreamPosition | None = None
+        self.nonfinite = NonFiniteTracker()
         if self.streams_training_data:
             enable_stateful_loading(self.accelerator)
 
@@ -141,7 +129,7 @@ class SMMixTrainer(Trainer):
         else:
             loss, terms, outputs = self._baseline_loss(model, images, labels, draw)
         self._record(draw.method, terms)
-        self._track_finite(loss)
+        self.nonfinite.track(loss, self.state.global_step + 1)
         return (loss, outputs) if return_outputs else loss
 
     def _baseline_loss(
@@ -251,29 +239,11 @@ class SMMixTrainer(Trainer):
 
     # ---- non-finite losses: tracked on the device, checked whenever the host reads or saves anyway ----
 
-    def _track_finite(self, loss: torch.Tensor) -> None:
-        """Remember, without a host synchronisation, the first step whose loss is NaN or infinite."""
-        step = self.state.global_step + 1
-        if self._first_nonfinite_step is None:
-            self._first_nonfinite_step = torch.full((), -1, dtype=torch.long, device=loss.device)
-        newly_bad = ~torch.isfinite(loss.detach()) & (self._first_nonfinite_step < 0)
-        self._first_nonfinite_step = torch.where(newly_bad, step, self._first_nonfinite_step)
-
-    def _stop_if_nonfinite(self, before: str) -> None:
-        if self._first_nonfinite_step is None or int(self._first_nonfinite_step) < 0:
-            return
-        raise FloatingPointError(
-            f"the training loss became non-finite at step {int(self._first_nonfinite_step)}; stopped before "
-            f"{before}, so no checkpoint holds the diverged weights. Lower the learning rate, enable gradient "
-            "clipping (--max_grad_norm) or use bf16 instead of fp16, then resume from the last checkpoint."
-        )
-
-    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        self._stop_if_nonfinite(f"saving the checkpoint of step {self.state.global_step}")
-        super()._save_checkpoint(model, trial)
+    def stop_if_nonfinite(self, before: str) -> None:
+        self.nonfinite.check(before)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        self._stop_if_nonfinite("saving the model")
+        self.stop_if_nonfinite("saving the model")
         super().save_model(output_dir, _internal_call=_internal_call)
 
     # ---- logging ----
@@ -288,7 +258,7 @@ class SMMixTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Adds the mean loss terms and the share of batches per mix method to training logs."""
         if "loss" in logs:
-            self._stop_if_nonfinite("logging")
+            self.stop_if_nonfinite("logging")
         if "loss" in logs and self._method_counts:
             names = [name for name in LOSS_TERMS if self._term_counts[name]]
             if names:
@@ -368,78 +338,3 @@ class SMMixTrainer(Trainer):
             language=language,
             tags=tags,
         )
-
-    # ---- checkpoints: weights restored with key renaming; the sampler's state and the stream position travel
-    # with the RNG states ----
-
-    @property
-    def streams_training_data(self) -> bool:
-        return isinstance(self.train_dataset, datasets.IterableDataset)
-
-    def _save_rng_state(self, output_dir: str) -> None:
-        super()._save_rng_state(output_dir)
-        if self.args.should_save:
-            torch.save(self.mix_sampler.state_dict(), os.path.join(output_dir, SAMPLER_STATE_NAME))
-        if self._stream_loader is not None:
-            save_stream_position(
-                self._stream_loader, self._stream_epoch, output_dir, self.args.process_index, self.args.world_size
-            )
-
-    def _init_training_state(
-        self,
-        max_steps: int,
-        num_update_steps_per_epoch: int,
-        num_train_epochs: int,
-        resume_from_checkpoint: str | None,
-        trial: Any,
-    ) -> tuple[int, int]:
-        """For a stream, resume in the saved epoch at the saved position instead of skipping batches."""
-        epochs_trained, steps_to_skip = super()._init_training_state(
-            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
-        )
-        self._stream_resume = None
-        if resume_from_checkpoint is None or not self.streams_training_data or self.args.ignore_data_skip:
-            return epochs_trained, steps_to_skip
-        position = load_stream_position(resume_from_checkpoint, self.args.process_index)
-        if position is None:
-            raise ValueError(
-                f"{resume_from_checkpoint} holds no stream position for process {self.args.process_index}, so the "
-                "stream would restart from its beginning; pass --ignore_data_skip true to accept that."
-            )
-        position.check_layout(self.args.world_size, self.args.dataloader_num_workers, resume_from_checkpoint)
-        if position.epoch_finished:
-            # The saved epoch was read to its end: start the next one afresh.
-            position = StreamPosition(position.epoch + 1, False, {}, position.num_processes, position.num_workers)
-            self.state.epoch = float(position.epoch)
-        self._stream_resume = position
-        return position.epoch, 0
-
-    def _run_epoch(self, **kwargs: Any) -> Any:
-        """Remember the stream's loader and epoch for checkpoints; load the saved position when resuming."""
-        if not self.streams_training_data:
-            return super()._run_epoch(**kwargs)
-        loader, epoch = kwargs["train_dataloader"], kwargs["epoch"]
-        self._stream_loader, self._stream_epoch = loader, epoch
-        if self._stream_resume is not None and self._stream_resume.epoch == epoch:
-            if self._stream_resume.loader_state:
-                loader.load_state_dict(loader_state_for_resume(self._stream_resume, loader.dataset.num_shards))
-            else:
-                restart_epoch_afresh(loader)
-            self._stream_resume = None
-        result = super()._run_epoch(**kwargs)
-        if not self.control.should_training_stop:
-            # A stream has no length, so the Trainer's fractional epoch never reaches the next whole number.
-            self.state.epoch = float(epoch + 1)
-        return result
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
-        unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
-        plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled) and isinstance(unwrapped, PreTrainedModel)
-        if not (plain and restore_checkpoint_weights(unwrapped, resume_from_checkpoint)):
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
-
-    def _load_rng_state(self, checkpoint: str | None) -> None:
-        super()._load_rng_state(checkpoint)
-        if checkpoint is not None and os.path.isfile(os.path.join(checkpoint, SAMPLER_STATE_NAME)):
-            state = torch.load(os.path.join(checkpoint, SAMPLER_STATE_NAME), weights_only=False)
-            self.mix_sampler.load_state_dict(state)

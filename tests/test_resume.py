@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from smmix_hf._compat import SAMPLER_STATE_NAME
 from smmix_hf.cli.train import main
-from smmix_hf.trainer import SAMPLER_STATE_NAME
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(REPO_ROOT / "configs" / "demo.yaml")

@@ -1,0 +1,158 @@
+"""Every override of a private ``transformers.Trainer`` method, and every workaround for an upstream fault.
+
+``SMMixTrainer`` overrides public hooks (``compute_loss``, ``log``, ``save_model``,
+``create_model_card``) in ``trainer.py``. What the Trainer offers no hook for lives here, so that a
+Trainer upgrade has one file to check:
+
+- ``_load_from_checkpoint``: resuming loads weights with ``load_state_dict(strict=False)``, skipping the
+  key renames of ``from_pretrained`` (transformers#43701, below).
+- ``_save_rng_state`` / ``_load_rng_state``: the mixing draws' generators travel with the checkpoint's
+  RNG states and must be loaded before the first step; no callback point sees the checkpoint path then.
+- ``_init_training_state`` / ``_run_epoch``: a stream resumes at its saved position instead of reading
+  and discarding batches; the Trainer has no hook around its data loader or its epoch loop.
+- ``_save_checkpoint``: a diverged run must stop *before* its checkpoint is written; ``on_save`` runs after.
+
+Faults of libraries worked around (each applies to the versions named; the tests in
+``tests/test_compat.py`` reproduce those that can be reproduced and fail once upstream fixes them,
+which is the signal to delete the workaround):
+
+- **transformers#43701** (https://github.com/huggingface/transformers/issues/43701, open; fix proposed in
+  PR #48822), transformers 5.0 through at least 5.24: ``save_pretrained`` writes the original key
+  format (``vit.encoder.layer.0.attention.attention.query``) and ``Trainer._load_from_checkpoint`` feeds
+  it to ``load_state_dict(strict=False)``, so renamed tensors silently keep their current values.
+  :func:`restore_checkpoint_weights` loads through ``from_pretrained`` (which renames) and copies strictly.
+- **datasets 5.2, worker epoch** (no upstream report found): a DataLoader worker's saved ``epoch`` is
+  sometimes 0 although it read another epoch, and a position whose epoch does not match is ignored at
+  load. Seen in 3 of 6 runs, so not reproducible in a test; ``smmix_hf.stream_resume.loader_state_for_resume``
+  writes the Trainer's epoch into the state.
+- **datasets 5.2, shuffled streams** (no upstream report found): a worker first loads its position into
+  the whole stream, whose per-shard lists are longer than the worker's, and fails with ``IndexError``;
+  ``loader_state_for_resume`` pads the lists (that first load is discarded anyway).
+- **accelerate 1.15 + torchdata 0.11, early workers** (no upstream report found): accelerate asks a new
+  ``StatefulDataLoader`` for its state, which starts its workers with epoch 0 before the Trainer sets
+  the epoch; ``smmix_hf.stream_resume.restart_epoch_afresh`` drops that early iterator.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import datasets
+import torch
+from torch import nn
+from transformers import PreTrainedModel, Trainer
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
+
+from smmix_hf.stream_resume import (
+    StreamPosition,
+    load_stream_position,
+    loader_state_for_resume,
+    restart_epoch_afresh,
+    save_stream_position,
+)
+
+__all__ = ["SAMPLER_STATE_NAME", "TrainerPrivateOverrides", "restore_checkpoint_weights"]
+
+SAMPLER_STATE_NAME = "smmix_sampler_state.pth"
+
+
+def restore_checkpoint_weights(model: PreTrainedModel, checkpoint: str) -> bool:
+    """Copy the weights saved in ``checkpoint`` into ``model`` with ``from_pretrained``'s key renames
+    (transformers#43701); False if it holds no safetensors weights. A missing tensor is an error."""
+    has_weights = any(
+        os.path.isfile(os.path.join(checkpoint, name)) for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)
+    )
+    if not has_weights:
+        return False
+    saved = type(model).from_pretrained(checkpoint, config=model.config)
+    model.load_state_dict(saved.state_dict(), strict=True)
+    return True
+
+
+class TrainerPrivateOverrides(Trainer):
+    """The private-method overrides of ``SMMixTrainer`` (see the module docstring for why each exists).
+
+    The subclass provides ``mix_sampler`` (``state_dict`` / ``load_state_dict``) and
+    ``stop_if_nonfinite(before: str)``.
+    """
+
+    _stream_loader: Any = None
+    _stream_epoch: int = 0
+    _stream_resume: StreamPosition | None = None
+
+    @property
+    def streams_training_data(self) -> bool:
+        return isinstance(self.train_dataset, datasets.IterableDataset)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        self.stop_if_nonfinite(f"saving the checkpoint of step {self.state.global_step}")
+        super()._save_checkpoint(model, trial)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
+        plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled) and isinstance(unwrapped, PreTrainedModel)
+        if not (plain and restore_checkpoint_weights(unwrapped, resume_from_checkpoint)):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        super()._save_rng_state(output_dir)
+        if self.args.should_save:
+            torch.save(self.mix_sampler.state_dict(), os.path.join(output_dir, SAMPLER_STATE_NAME))
+        if self._stream_loader is not None:
+            save_stream_position(
+                self._stream_loader, self._stream_epoch, output_dir, self.args.process_index, self.args.world_size
+            )
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        super()._load_rng_state(checkpoint)
+        if checkpoint is not None and os.path.isfile(os.path.join(checkpoint, SAMPLER_STATE_NAME)):
+            state = torch.load(os.path.join(checkpoint, SAMPLER_STATE_NAME), weights_only=False)
+            self.mix_sampler.load_state_dict(state)
+
+    def _init_training_state(
+        self,
+        max_steps: int,
+        num_update_steps_per_epoch: int,
+        num_train_epochs: int,
+        resume_from_checkpoint: str | None,
+        trial: Any,
+    ) -> tuple[int, int]:
+        """For a stream, resume in the saved epoch at the saved position instead of skipping batches."""
+        epochs_trained, steps_to_skip = super()._init_training_state(
+            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+        )
+        self._stream_resume = None
+        if resume_from_checkpoint is None or not self.streams_training_data or self.args.ignore_data_skip:
+            return epochs_trained, steps_to_skip
+        position = load_stream_position(resume_from_checkpoint, self.args.process_index)
+        if position is None:
+            raise ValueError(
+                f"{resume_from_checkpoint} holds no stream position for process {self.args.process_index}, so the "
+                "stream would restart from its beginning; pass --ignore_data_skip true to accept that."
+            )
+        position.check_layout(self.args.world_size, self.args.dataloader_num_workers, resume_from_checkpoint)
+        if position.epoch_finished:
+            # The saved epoch was read to its end: start the next one afresh.
+            position = StreamPosition(position.epoch + 1, False, {}, position.num_processes, position.num_workers)
+            self.state.epoch = float(position.epoch)
+        self._stream_resume = position
+        return position.epoch, 0
+
+    def _run_epoch(self, **kwargs: Any) -> Any:
+        """Remember the stream's loader and epoch for checkpoints; load the saved position when resuming."""
+        if not self.streams_training_data:
+            return super()._run_epoch(**kwargs)
+        loader, epoch = kwargs["train_dataloader"], kwargs["epoch"]
+        self._stream_loader, self._stream_epoch = loader, epoch
+        if self._stream_resume is not None and self._stream_resume.epoch == epoch:
+            if self._stream_resume.loader_state:
+                loader.load_state_dict(loader_state_for_resume(self._stream_resume, loader.dataset.num_shards))
+            else:
+                restart_epoch_afresh(loader)
+            self._stream_resume = None
+        result = super()._run_epoch(**kwargs)
+        if not self.control.should_training_stop:
+            # A stream has no length, so the Trainer's fractional epoch never reaches the next whole number.
+            self.state.epoch = float(epoch + 1)
+        return result
