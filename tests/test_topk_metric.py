@@ -1,66 +1,37 @@
-"""The local top-k accuracy metric and its Trainer hooks."""
+"""The top-k accuracy metric and its Trainer hooks, against scikit-learn's top_k_accuracy_score."""
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import top_k_accuracy_score
 from transformers import EvalPrediction
 
-from smmix_hf.evaluation import (
-    TOPK_METRIC_PATH,
-    compute_topk_metrics,
-    load_topk_metric,
-    preprocess_logits_for_metrics,
-)
+from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics, topk_accuracy
 
 
-@pytest.fixture(scope="module")
-def metric():
-    """The metric loaded from its package directory."""
-    return load_topk_metric()
+def test_topk_accuracy_equals_scikit_learn_top_k_accuracy_score() -> None:
+    """Against scikit-learn's own top_k_accuracy_score on the full score matrix, k = 1 and 5."""
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(200, 12))
+    labels = rng.integers(0, 12, size=200)
+    ids = preprocess_logits_for_metrics(torch.tensor(scores), torch.tensor(labels)).numpy()
+    for k in (1, 5):
+        expected = top_k_accuracy_score(labels, scores, k=k, labels=np.arange(12))
+        assert topk_accuracy(ids, labels, k) == pytest.approx(expected)
 
 
-def test_metric_path_points_at_module_directory() -> None:
-    assert os.path.isabs(TOPK_METRIC_PATH)
-    assert os.path.isfile(os.path.join(TOPK_METRIC_PATH, "topk_accuracy.py"))
-
-
-def test_known_predictions_with_k_above_five(metric) -> None:
-    predictions = [
-        [3, 1, 2, 0, 4, 5, 6],  # top-1 hit
-        [0, 1, 2, 3, 4, 5, 6],  # reference 4 at rank 5: top-5 hit
-        [0, 1, 2, 3, 4, 5, 6],  # reference 5 at rank 6: miss
-        [9, 8, 7, 6, 5, 4, 3],  # reference 8 at rank 2: top-5 hit
-    ]
-    result = metric.compute(predictions=predictions, references=[3, 4, 5, 8])
-    assert result == {"top1": 0.25, "top5": 0.75}
-
-
-def test_known_predictions_with_k_below_five(metric) -> None:
+def test_known_predictions_with_fewer_ids_than_k() -> None:
     predictions = np.array([[1, 2], [2, 0], [0, 1], [1, 0], [2, 1]])
-    result = metric.compute(predictions=predictions, references=np.array([1, 0, 2, 1, 0]))
-    assert result["top1"] == pytest.approx(2 / 5)
-    assert result["top5"] == pytest.approx(3 / 5)
+    labels = np.array([1, 0, 2, 1, 0])
+    assert topk_accuracy(predictions, labels, 1) == pytest.approx(2 / 5)
+    assert topk_accuracy(predictions, labels, 5) == pytest.approx(3 / 5)
 
 
-def test_k_equal_one_gives_equal_top1_and_top5(metric) -> None:
-    result = metric.compute(predictions=[[0], [1], [2]], references=[0, 1, 1])
-    assert result["top1"] == pytest.approx(2 / 3)
-    assert result["top5"] == pytest.approx(2 / 3)
-
-
-def test_added_batches_accumulate(metric) -> None:
-    metric.add_batch(predictions=[[0, 1]], references=[1])
-    metric.add_batch(predictions=[[2, 3]], references=[2])
-    assert metric.compute() == {"top1": 0.5, "top5": 1.0}
-
-
-def test_ragged_predictions_are_rejected(metric) -> None:
-    with pytest.raises(ValueError, match="same number k"):
-        metric.compute(predictions=[[0, 1], [2]], references=[0, 2])
+def test_mismatched_shapes_are_rejected() -> None:
+    with pytest.raises(ValueError, match=r"\[N, k\]"):
+        topk_accuracy(np.array([[0, 1]]), np.array([0, 1]), 1)
 
 
 def test_preprocess_logits_returns_sorted_top_ids() -> None:
