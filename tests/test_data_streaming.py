@@ -10,7 +10,8 @@ import torch
 from data_files import records, sample_id, single_intra_op_thread, write_image_folder, write_webdataset
 
 from smmix_hf.cli.arguments import DataArguments
-from smmix_hf.cli.learning_rate import scale_learning_rate
+from smmix_hf.cli.learning_rate import scaled_learning_rate
+from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.train import main
 from smmix_hf.config import SMMixConfig
 from smmix_hf.data.images import ImageDecodeError
@@ -52,19 +53,18 @@ def test_learning_rate_scales_with_the_global_batch_and_is_never_silently_overri
     args = config(tmp_path, per_device_train_batch_size=8, gradient_accumulation_steps=2)
     data = DataArguments(base_learning_rate=5e-4, base_batch_size=512)
     with caplog.at_level(logging.WARNING, logger="smmix_hf"):
-        scale_learning_rate(args, data, argv=["--per_device_train_batch_size", "8"])
-    assert args.learning_rate == pytest.approx(5e-4 * 16 / 512)
+        assert scaled_learning_rate(args, data) == pytest.approx(5e-4 * 16 / 512)
     assert "learning rate 1.5625e-05 = base_learning_rate 0.0005 x global batch 16" in caplog.text
+    assert scaled_learning_rate(args, DataArguments()) is None
+    base = ["--model", "deit-tiny", "--output_dir", str(tmp_path / "out"), "--base_learning_rate", "5e-4"]
     with pytest.raises(ValueError) as error:
-        scale_learning_rate(args, data, argv=["--learning_rate", "1e-3"])
+        parse_args([*base, "--learning_rate", "1e-3"])
     assert "--learning_rate and --base_learning_rate are both set" in one_line(error)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("learning_rate: 0.001\n")
     with pytest.raises(ValueError, match="both set"):
-        scale_learning_rate(args, data, argv=["--config", str(recipe)])
-    untouched = config(tmp_path, learning_rate=3e-4)
-    scale_learning_rate(untouched, DataArguments(), argv=["--learning_rate", "3e-4"])
-    assert untouched.learning_rate == 3e-4
+        parse_args([*base, "--config", str(recipe)])
+    assert parse_args(base)[1].base_learning_rate == 5e-4
 
 
 def test_stream_is_reshuffled_every_epoch_and_each_epoch_holds_every_image(tmp_path):

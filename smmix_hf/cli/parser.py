@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -85,14 +86,28 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ModelArguments, DataA
     pre_parser.add_argument("--config", default=None)
     known, _ = pre_parser.parse_known_args(argv)
     parser = build_parser()
-    if known.config:
-        _apply_recipe(parser, read_recipe(known.config), source=known.config)
+    recipe = read_recipe(known.config) if known.config else {}
+    if recipe:
+        _apply_recipe(parser, recipe, source=known.config)
     model_args, data_args, training_args, _, unknown = parser.parse_args_into_dataclasses(
         args=argv, return_remaining_strings=True
     )  # the fourth item holds --config
     if unknown:
         raise UsageError(_unknown_arguments_message(parser, unknown))
+    if data_args.base_learning_rate is not None and "learning_rate" in _given(parser, argv, recipe):
+        raise UsageError(
+            "--learning_rate and --base_learning_rate are both set; pass one (base_learning_rate gives "
+            "lr = base_learning_rate x global batch / base_batch_size)."
+        )
     return model_args, data_args, training_args
+
+
+def _given(parser: argparse.ArgumentParser, argv: Sequence[str] | None, recipe: dict[str, Any]) -> set[str]:
+    """Destinations the user set, on the command line or in the recipe."""
+    options = {option: action.dest for action in parser._actions for option in action.option_strings}
+    tokens = sys.argv[1:] if argv is None else argv
+    given = {options[token.split("=", 1)[0]] for token in tokens if token.split("=", 1)[0] in options}
+    return given | {options.get(f"--{key}", str(key)) for key in recipe}
 
 
 def _unknown_arguments_message(parser: argparse.ArgumentParser, unknown: list[str]) -> str:

@@ -15,9 +15,10 @@ import datasets
 import transformers
 from transformers import set_seed
 
+from smmix_hf.backbones.names import resolve_model_name
 from smmix_hf.cli.arguments import DataArguments, ModelArguments
 from smmix_hf.cli.errors import run_command, usage_errors
-from smmix_hf.cli.learning_rate import scale_learning_rate
+from smmix_hf.cli.learning_rate import scaled_learning_rate
 from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.preflight import check_extras, check_image_size, check_output_dir, check_push_to_hub
 from smmix_hf.data.labels import model_label_names
@@ -29,7 +30,7 @@ from smmix_hf.data.transforms import (
     collate_image_batch,
     evaluation_image_processor,
 )
-from smmix_hf.models import build_image_processor, load_model, resolve_model_name
+from smmix_hf.models import build_image_processor, load_model
 from smmix_hf.motivator import load_motivator
 from smmix_hf.trainer import SMMixTrainer
 
@@ -64,7 +65,9 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
     check_extras(data_args.streaming)
     set_seed(training_args.seed)
 
-    scale_learning_rate(training_args, data_args, argv)
+    learning_rate = scaled_learning_rate(training_args, data_args)
+    if learning_rate is not None:
+        training_args.learning_rate = learning_rate
     splits = load_image_dataset(
         data_args, seed=training_args.seed, token=model_args.token, with_train=training_args.do_train
     )
@@ -91,6 +94,10 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
     data = prepare_datasets(
         splits, train_transform, eval_transform, data_args, training_args, label2id=model.config.label2id
     )
+    if data.max_steps is not None:  # a streamed training split has no length
+        training_args.max_steps = data.max_steps
+        if training_args.accelerator_config.dispatch_batches is None:
+            training_args.accelerator_config.dispatch_batches = False  # every process reads its own shards
 
     motivator = load_motivator(model_args.motivator_model, **hub_kwargs) if model_args.motivator_model else None
     trainer = SMMixTrainer(

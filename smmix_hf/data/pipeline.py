@@ -14,14 +14,14 @@ from typing import Any
 import datasets
 from transformers import TrainerCallback
 
-from smmix_hf.cli.arguments import DataArguments
 from smmix_hf.config import SMMixConfig
+from smmix_hf.data.arguments import DataArguments
 from smmix_hf.data.class_subset import read_class_subset, subset_topk_ids
 from smmix_hf.data.images import SkipCounter
 from smmix_hf.data.seeded import SeededExampleTransform, SeededSamples, SetEpochCallback
 from smmix_hf.data.skipped import SkippedImagesCallback
 from smmix_hf.data.sources import ImageSplits, check_labels
-from smmix_hf.data.streaming import configure_streaming, shuffle_stream
+from smmix_hf.data.streaming import plan_streaming, shuffle_stream
 from smmix_hf.data.transforms import (
     ImageTransform,
     TransformSettings,
@@ -64,6 +64,7 @@ class PreparedData:
     validation: datasets.Dataset
     callbacks: list[TrainerCallback] = field(default_factory=list)
     metric_functions: dict[str, Any] = field(default_factory=dict)
+    max_steps: int | None = None  # set for a streamed training split, which has no length
 
 
 def prepare_datasets(
@@ -109,7 +110,9 @@ def prepare_datasets(
             )
             prepared.train = stream.map(transform, remove_columns=stream.column_names)
             prepared.callbacks.append(SetEpochCallback(transform))
-            configure_streaming(args, data_args, prepared.train, splits.num_train_examples, splits.size_source)
+            prepared.max_steps = plan_streaming(
+                args, data_args, prepared.train, splits.num_train_examples, splits.size_source
+            )
         else:
             splits.train.set_transform(make_batch_transform(train_transform, **options))
             prepared.train = SeededSamples(splits.train, seed=args.seed)

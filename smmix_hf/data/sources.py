@@ -18,7 +18,7 @@ from typing import Any
 import datasets
 import pyarrow.parquet as pq
 
-from smmix_hf.cli.arguments import DataArguments
+from smmix_hf.data.arguments import DataArguments
 from smmix_hf.data.digits import DIGITS_DATASET_NAME, load_digits_dataset
 from smmix_hf.data.local_files import expand_data_files, shard_format, stream_image_folder
 

@@ -18,10 +18,10 @@ import math
 
 import datasets
 
-from smmix_hf.cli.arguments import DataArguments
 from smmix_hf.config import SMMixConfig
+from smmix_hf.data.arguments import DataArguments
 
-__all__ = ["configure_streaming", "global_batch_size", "shuffle_stream", "streaming_max_steps"]
+__all__ = ["global_batch_size", "plan_streaming", "shuffle_stream", "streaming_max_steps"]
 
 logger = logging.getLogger("smmix_hf")
 
@@ -75,19 +75,21 @@ def streaming_max_steps(
     return max_steps
 
 
-def configure_streaming(
+def plan_streaming(
     args: SMMixConfig,
     data_args: DataArguments,
     stream: datasets.IterableDataset,
     known_size: int | None,
     size_source: str | None,
-) -> None:
-    """Set ``max_steps`` and let every process read its own shards instead of the main process reading all."""
-    args.max_steps = streaming_max_steps(args, data_args, known_size, size_source)
-    config = args.accelerator_config
-    if getattr(config, "dispatch_batches", None) is None:
-        config.dispatch_batches = False
-    if config.dispatch_batches:
+) -> int:
+    """The ``max_steps`` of a streamed training split; logs how its shards spread over the readers.
+
+    Every process reads its own shards unless ``dispatch_batches`` is set (an unset value means off for a
+    stream: the caller sets ``accelerator_config.dispatch_batches = False``).
+    """
+    max_steps = streaming_max_steps(args, data_args, known_size, size_source)
+    dispatch_batches = bool(getattr(args.accelerator_config, "dispatch_batches", None))
+    if dispatch_batches:
         logger.info("streaming: dispatch_batches is on, so the main process reads every batch and sends it out.")
     elif stream.n_shards < args.world_size:
         logger.warning(
@@ -99,9 +101,10 @@ def configure_streaming(
             args.world_size,
         )
     readers = args.world_size * max(1, args.dataloader_num_workers)
-    if stream.n_shards < readers and not config.dispatch_batches:
+    if stream.n_shards < readers and not dispatch_batches:
         logger.info(
             "streaming: %d shard(s) for %d readers (processes x dataloader workers); some workers will idle.",
             stream.n_shards,
             readers,
         )
+    return max_steps

@@ -37,6 +37,10 @@ def record_layout(record_dir: str, layout: str, argv: list[str]) -> None:
     settings = transform_settings(build_image_processor(model, model_args.model_name_or_path, True), data_args)
     transform = build_eval_transform(settings)
     data = prepare_datasets(splits, transform, transform, data_args, args, label2id=model.config.label2id)
+    if data.max_steps is not None:
+        args.max_steps = data.max_steps
+        if args.accelerator_config.dispatch_batches is None:
+            args.accelerator_config.dispatch_batches = False
     trainer = SMMixTrainer(model=model, args=args, train_dataset=data.train, data_collator=collate_image_batch)
     loader = trainer.get_train_dataloader()
     epochs = []
