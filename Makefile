@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install test test-full demo lint clean
+.PHONY: install test test-full mutation demo lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: install
 
 test-full: install
 	$(OFFLINE) $(PY) -m pytest -q -n 2 --durations=30
+
+# Breaks the trainer's wiring on purpose, one bug at a time, and shows which reference test catches each.
+mutation: install
+	$(OFFLINE) $(PY) scripts/mutation_check.py
 
 demo: install
 	$(OFFLINE) $(PY) run_smmix.py --config configs/demo.yaml
