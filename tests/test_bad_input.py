@@ -18,7 +18,7 @@ from data_files import records, write_image_folder
 from PIL import Image
 from tiny_data import digits_split
 from tiny_models import tiny_vit
-from transformers import AutoModelForImageClassification, BeitConfig
+from transformers import AutoModelForImageClassification, ConvNextConfig
 
 from smmix_hf import SMMixConfig, SMMixTrainer
 from smmix_hf.cli.errors import UsageError
@@ -51,15 +51,25 @@ def test_image_size_not_divisible_by_the_patch(tmp_path):
     assert "image size 30x30 is not divisible by the patch size 8" in one_line(error)
 
 
+def test_a_one_token_grid_is_refused_before_training(tmp_path):
+    """Image 16, patch 16: a 1×1 grid, where no SMMix window leaves the target a token (L_fine would be NaN)."""
+    overrides = (
+        "image_size=16,patch_size=16,hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=64"
+    )
+    with pytest.raises(UsageError) as error:
+        main(["--config", DEMO, "--output_dir", str(tmp_path / "run"), "--config_overrides", overrides, *QUICK])
+    assert "SMMix needs at least 2 image tokens, but the model's token grid is 1x1" in one_line(error)
+    assert not (tmp_path / "run").exists()
+
+
 def test_unsupported_architecture_names_the_supported_ones(tmp_path):
     model = AutoModelForImageClassification.from_config(
-        BeitConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                   intermediate_size=64, num_labels=10)
-    )  # fmt: skip
+        ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=10)
+    )
     with pytest.raises(ValueError) as error:
         SMMixTrainer(model=model, args=SMMixConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none"))
-    assert "SMMix does not support model_type 'beit'" in one_line(error)
-    assert "supported model types: vit, deit, swin, pvt" in one_line(error)
+    assert "SMMix does not support model_type 'convnext'" in one_line(error)
+    assert "supported model types: vit, deit, swin, pvt, beit" in one_line(error)
 
 
 def test_output_dir_holding_another_run_is_refused_unless_resuming_or_overwriting(tmp_path):
