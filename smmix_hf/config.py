@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from smmix_hf.draws import MIX_METHODS, REGION_SAMPLINGS
+from smmix_hf.draws import REGION_SAMPLINGS
+from smmix_hf.methods import LABEL_REWEIGHTINGS, MIX_METHODS, MixSettings, build_mix_method
 
 __all__ = ["SMMixConfig"]
 
@@ -28,7 +29,7 @@ class SMMixConfig(TrainingArguments):
         default="smmix",
         metadata={
             "help": "How training batches are mixed: smmix (the paper), cutmix or mixup (baselines in the "
-            "same trainer), or none.",
+            "same trainer), transmix (CutMix windows with TransMix labels, Chen et al. CVPR 2022), or none.",
             "choices": list(MIX_METHODS),
         },
     )
@@ -111,6 +112,15 @@ class SMMixConfig(TrainingArguments):
             "choices": list(CONSISTENCY_TARGETS),
         },
     )
+    label_reweighting: str = field(
+        default="none",
+        metadata={
+            "help": "Re-weight the mixed label of a window method per sample. transmix: λ = ½(area share + the "
+            "class token's attention inside the window), read from the mixed forward's last block (SMMix + "
+            "TransMix, the paper's Tab. 6); needs a model with a class token. none: λ is the area share.",
+            "choices": list(LABEL_REWEIGHTINGS),
+        },
+    )
     save_mix_examples: int = field(
         default=0,
         metadata={
@@ -147,6 +157,10 @@ class SMMixConfig(TrainingArguments):
         """Raise a one-line ``ValueError`` for any SMMix setting that cannot work."""
         if self.mix_method not in MIX_METHODS:
             raise ValueError(f"mix_method must be one of {', '.join(MIX_METHODS)}; got {self.mix_method!r}.")
+        if self.label_reweighting not in LABEL_REWEIGHTINGS:
+            raise ValueError(
+                f"label_reweighting must be one of {', '.join(LABEL_REWEIGHTINGS)}; got {self.label_reweighting!r}."
+            )
         for name in ("mixup_switch_prob", "mix_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}.")
@@ -181,8 +195,9 @@ class SMMixConfig(TrainingArguments):
             raise ValueError(f"save_mix_examples must be >= 0 (0 saves none); got {self.save_mix_examples}.")
         if not 0.0 <= self.label_smoothing_factor < 1.0:
             raise ValueError(f"label_smoothing_factor must be in [0, 1); got {self.label_smoothing_factor}.")
+        method = build_mix_method(MixSettings.from_config(self), self.seed)
         batch = self.per_device_train_batch_size
-        if self.mix_method != "none" and (batch < 2 or batch % 2):
+        if method.pairs_images and (batch < 2 or batch % 2):
             raise ValueError(
                 f"mix_method={self.mix_method} pairs every image with another one in its device batch, so "
                 f"per_device_train_batch_size must be even and >= 2; got {batch}. Use an even batch size "

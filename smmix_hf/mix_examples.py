@@ -1,7 +1,8 @@
 """``--save_mix_examples N``: PNG grids of the mixed training images, and the same images in TensorBoard.
 
-With ``save_mix_examples > 0`` the trainer keeps a reference to its latest SMMix or CutMix batch (no
-copy, nothing moves off the device) as a :class:`MixExample`. :class:`MixExamplesCallback` renders its
+With ``save_mix_examples > 0`` the trainer keeps a reference to its latest batch of a method that shows
+its windows (SMMix, CutMix, TransMix; ``MixMethod.example``), without a copy and without moving anything
+off the device, as a :class:`MixExample`. :class:`MixExamplesCallback` renders its
 first ``N`` samples with :func:`smmix_hf.visualize.render_mix_grid` whenever the Trainer logs, into
 ``<output_dir>/mix_examples/step_XXXXXX.png``, and adds the grid to TensorBoard when TensorBoard is
 one of the reporters. With the default ``save_mix_examples = 0`` nothing is kept and no callback runs.
@@ -29,7 +30,11 @@ MIX_EXAMPLES_DIR = "mix_examples"
 
 @dataclass
 class MixExample:
-    """One mixed batch as training saw it. Corners are in cells of ``cell`` pixels, as is ``region``."""
+    """One mixed batch as training saw it. Corners are in cells of ``cell`` pixels, as is ``region``.
+
+    ``method`` names the method for titles and TensorBoard tags; ``region_labels`` says whether its loss
+    labels the window and the rest separately (SMMix's Eq. 10-13), which the grid then shows.
+    """
 
     method: str
     images: torch.Tensor
@@ -45,6 +50,7 @@ class MixExample:
     clean_logits: torch.Tensor | None = None
     consistency_target: str = "logits"
     step: int = 0
+    region_labels: bool = False
 
     @classmethod
     def from_smmix(
@@ -56,14 +62,15 @@ class MixExample:
         clean_logits: torch.Tensor | None,
         consistency_target: str = "logits",
         step: int = 0,
+        method: str = "SMMix",
     ) -> MixExample:
         """An SMMix batch (Eq. 7-8): windows on the token grid of ``mixed.source_mask``."""
         grid_h, grid_w = mixed.source_mask.shape[1:]
         cell = (images.shape[-2] // grid_h, images.shape[-1] // grid_w)
         return cls(
-            "smmix", images, mixed.images, labels, mixed.source_index, mixed.source_fraction,
+            method, images, mixed.images, labels, mixed.source_index, mixed.source_fraction,
             mixed.source_corner, mixed.target_corner, mixed.region_size, cell, scores, clean_logits,
-            consistency_target, step,
+            consistency_target, step, region_labels=True,
         )  # fmt: skip
 
     @classmethod
@@ -75,12 +82,13 @@ class MixExample:
         box: tuple[int, int, int, int],
         step: int = 0,
         scores: torch.Tensor | None = None,
+        method: str = "CutMix",
     ) -> MixExample:
         """A CutMix batch: the same pixel box in the source and the target; ``scores`` only for display."""
         top, bottom, left, right = box
         corner = torch.tensor([[top, left]]).expand(images.shape[0], 2)
         return cls(
-            "cutmix", images, mixed.images, labels, mixed.source_index, mixed.source_fraction,
+            method, images, mixed.images, labels, mixed.source_index, mixed.source_fraction,
             corner, corner, (bottom - top, right - left), (1, 1), scores, step=step,
         )  # fmt: skip
 
@@ -119,7 +127,7 @@ class MixExample:
                     source_fraction=float(self.source_fraction),
                     source_scores=None if scores is None else scores[j],
                     target_scores=None if scores is None else scores[i],
-                    region_labels=self.method == "smmix",
+                    region_labels=self.region_labels,
                     consistency_top=[] if target_top is None else target_top[i],
                     loss_weights=dict(loss_weights or {}),
                 )
@@ -194,7 +202,7 @@ class MixExamplesCallback(TrainerCallback):
             class_names=getattr(model.config, "id2label", None),
             mean=getattr(processor, "image_mean", None),
             std=getattr(processor, "image_std", None),
-            loss_weights=weights if example.method == "smmix" else {"cls": args.cls_loss_weight},
+            loss_weights=weights if example.region_labels else {"cls": args.cls_loss_weight},
         )
         title = f"step {example.step}: {example.method}   {WINDOW_LEGEND}"
         grid = render_mix_grid(rows, title=title)

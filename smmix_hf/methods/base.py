@@ -1,0 +1,262 @@
+"""The ``MixMethod`` interface: what a mixing method needs from the model, how it draws its randomness,
+how it mixes a batch and which loss terms it adds.
+
+A training step, as :class:`~smmix_hf.SMMixTrainer` runs it (the analysis tools run the first three
+steps with the same objects)::
+
+    draw = method.draw(image_size, grid, epoch)         # host-side random draws; draw.mixer mixes the batch
+    step = draw.mixer
+    clean_logits, scores = motivated_forward(images) if step.needs_clean_forward else (None, None)
+    mixed = step.mix(images, draw, clean_logits, scores)
+    with step.mixed_forward(probe, mixed):              # hooks that read the mixed forward (Eq. 10-11, TransMix)
+        logits = model(pixel_values=mixed.images).logits
+    loss = step.weighted_loss(step.losses(logits, labels, mixed, clean_logits, probe))
+
+Method names live only in the registry (:mod:`smmix_hf.methods`), which gives every method object its
+``name``; callers read attributes (``needs_probe``, ``needs_clean_forward``, ``loss_terms``) instead.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from smmix_hf.draws import MixRandom
+
+if TYPE_CHECKING:
+    from smmix_hf.mix_examples import MixExample
+    from smmix_hf.mixing import MixedBatch, SMMixResult
+    from smmix_hf.probe import SMMixProbe
+
+__all__ = ["LabelReweighting", "MixDraw", "MixMethod", "MixSettings", "Mixed"]
+
+
+@dataclass(frozen=True)
+class MixSettings:
+    """Every knob of the mixing methods, with the paper's defaults; ``SMMixConfig`` documents each field.
+
+    Parameters that choose the method: ``mix_method``, ``mixup_switch_prob``, ``mix_prob``, ``mix_off_epoch``.
+    Parameters of the draws: ``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``region_scale``,
+    ``region_sampling``. Parameters of SMMix's windows and losses: ``max_min_regions``, the three loss
+    weights, ``consistency_target``, ``label_smoothing`` (in every soft target) and ``label_reweighting``.
+    """
+
+    mix_method: str = "smmix"
+    mixup_switch_prob: float = 0.5
+    mix_prob: float = 1.0
+    mix_off_epoch: float | None = None
+    mixup_alpha: float = 0.8
+    cutmix_alpha: float = 1.0
+    cutmix_minmax: tuple[float, float] | None = None
+    region_scale: tuple[float, float] = (0.25, 0.75)
+    region_sampling: str = "official"
+    max_min_regions: bool = True
+    cls_loss_weight: float = 1.0
+    fine_loss_weight: float = 1.0
+    consistency_loss_weight: float = 1.0
+    consistency_target: str = "logits"
+    label_smoothing: float = 0.1
+    label_reweighting: str = "none"
+
+    @classmethod
+    def from_config(cls, args: Any) -> MixSettings:
+        """The settings of an ``SMMixConfig``."""
+        return cls(
+            mix_method=args.mix_method,
+            mixup_switch_prob=args.mixup_switch_prob,
+            mix_prob=args.mix_prob,
+            mix_off_epoch=args.mix_off_epoch,
+            mixup_alpha=args.mixup_alpha,
+            cutmix_alpha=args.cutmix_alpha,
+            cutmix_minmax=tuple(args.cutmix_minmax) if args.cutmix_minmax else None,
+            region_scale=(args.region_scale_min, args.region_scale_max),
+            region_sampling=args.region_sampling,
+            max_min_regions=args.max_min_regions,
+            cls_loss_weight=args.cls_loss_weight,
+            fine_loss_weight=args.fine_loss_weight,
+            consistency_loss_weight=args.consistency_loss_weight,
+            consistency_target=args.consistency_target,
+            label_smoothing=args.label_smoothing_factor,
+            label_reweighting=args.label_reweighting,
+        )
+
+
+@dataclass(frozen=True)
+class MixDraw:
+    """What one batch does: ``mixer`` (the method object that mixes it, named ``method``) and its draws.
+
+    ``region_size`` is SMMix's window ``(h, w)`` in tokens on ``grid_size``; ``box`` is CutMix's
+    ``(top, bottom, left, right)`` in pixels; ``source_fraction`` is Mixup's blend weight.
+    """
+
+    method: str
+    region_size: tuple[int, int] | None = None
+    box: tuple[int, int, int, int] | None = None
+    source_fraction: float | None = None
+    grid_size: tuple[int, int] | None = None
+    mixer: MixMethod | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Mixed:
+    """A mixed batch: sample ``i`` took its source from ``source_index[i]``.
+
+    ``source_fraction`` is the paper's λ (Eq. 9): the source's area share, or Mixup's blend weight.
+    ``source_mask`` (bool ``[B, gh, gw]``) marks the tokens that came from the source, for methods whose
+    losses read the window (Eq. 10-13, TransMix). ``result`` is :mod:`smmix_hf.mixing`'s own result.
+    """
+
+    images: torch.Tensor
+    source_index: torch.Tensor
+    source_fraction: float
+    draw: MixDraw
+    source_mask: torch.Tensor | None = None
+    result: SMMixResult | MixedBatch | None = None
+
+
+class LabelReweighting(ABC):
+    """Re-weights the mixed label of a window method per sample: λ of Eq. 9 becomes ``λ_i`` (e.g. TransMix)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def check_model(self, probe: SMMixProbe | None) -> None:
+        """Raise a one-line ``ValueError`` before training when the model cannot supply what it reads."""
+
+    @abstractmethod
+    def mixed_forward(self, probe: SMMixProbe, image_size: tuple[int, int]) -> AbstractContextManager[Any]:
+        """Hooks that read what the re-weighting needs during the mixed forward of ``image_size`` images."""
+
+    @abstractmethod
+    def source_fraction(self, area_fraction: float, source_mask: torch.Tensor, probe: SMMixProbe) -> torch.Tensor:
+        """The source label's weight ``[B, 1]`` for the window ``source_mask`` (bool ``[B, gh, gw]``)."""
+
+
+class MixMethod(ABC):
+    """One way of mixing a training batch.
+
+    Subclasses set what they need from the model (:attr:`needs_probe`, :attr:`needs_clean_forward`),
+    draw with the shared :class:`~smmix_hf.draws.MixRandom` (checkpointed through :meth:`state_dict`), mix
+    (:meth:`mix`), hook the mixed forward (:meth:`mixed_forward`) and compute their loss terms
+    (:meth:`losses`), weighted by :attr:`weights`. Methods that paste a window (:attr:`pastes_window`)
+    accept a :class:`LabelReweighting` of their mixed label.
+    """
+
+    pairs_images: ClassVar[bool] = True
+    """Whether the method pairs every image with another one of its device batch (needs an even batch)."""
+    pastes_window: ClassVar[bool] = False
+    """Whether the source's contribution is a window, so that a label re-weighting can read it."""
+    accepts_motivator: ClassVar[bool] = False
+    """Whether a frozen motivator (Tab. 9) can supply the clean forward."""
+
+    def __init__(
+        self, name: str, settings: MixSettings, random: MixRandom, reweighting: LabelReweighting | None = None
+    ) -> None:
+        if reweighting is not None and not self.pastes_window:
+            raise ValueError(
+                f"label_reweighting={reweighting.name} re-weights the label of a pasted window, which "
+                f"mix_method={name} does not paste; choose a method that pastes a window."
+            )
+        self.name = name
+        self.settings = settings
+        self.random = random
+        self.reweighting = reweighting
+
+    # ---- what it needs from the model ----
+
+    @property
+    def needs_probe(self) -> bool:
+        """Whether it reads the model under training through its probe (token grid, attention, tokens)."""
+        return False
+
+    @property
+    def needs_clean_forward(self) -> bool:
+        """Whether it needs the motivated forward's clean logits / image attention scores (Eq. 6)."""
+        return False
+
+    def check_model(self, probe: SMMixProbe | None, image_size: tuple[int, int] | None) -> None:
+        """Raise a one-line ``ValueError`` before training when the model cannot be trained this way."""
+        return None
+
+    # ---- its randomness ----
+
+    @abstractmethod
+    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, epoch: float | None = None) -> MixDraw:
+        """This batch's draws for images of ``image_size`` pixels on a ``grid`` of tokens (None without probe)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.random.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.random.load_state_dict(state)
+
+    # ---- mixing ----
+
+    @abstractmethod
+    def mix(
+        self,
+        images: torch.Tensor,
+        draw: MixDraw,
+        clean_logits: torch.Tensor | None = None,
+        scores: torch.Tensor | None = None,
+    ) -> Mixed:
+        """The mixed batch; ``clean_logits`` / ``scores`` come from the motivated forward when needed."""
+
+    def mixed_forward(self, probe: SMMixProbe | None, mixed: Mixed) -> AbstractContextManager[Any]:
+        """Hooks around the forward of ``mixed.images`` (none by default)."""
+        return nullcontext()
+
+    # ---- the loss ----
+
+    @property
+    def loss_terms(self) -> tuple[str, ...]:
+        """The names of the terms :meth:`losses` returns (and the trainer logs)."""
+        return ("loss_cls",)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {"loss_cls": self.settings.cls_loss_weight}
+
+    @abstractmethod
+    def losses(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        mixed: Mixed,
+        clean_logits: torch.Tensor | None = None,
+        probe: SMMixProbe | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The unweighted loss terms of the mixed forward's ``logits``."""
+
+    def weighted_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``Σ weight·term`` in the order of ``terms``."""
+        loss: torch.Tensor | None = None
+        for name, value in terms.items():
+            weighted = self.weights[name] * value
+            loss = weighted if loss is None else loss + weighted
+        if loss is None:
+            raise ValueError(f"{self.name} returned no loss terms.")
+        return loss
+
+    # ---- reporting ----
+
+    def example(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mixed: Mixed,
+        clean_logits: torch.Tensor | None = None,
+        scores: torch.Tensor | None = None,
+        step: int = 0,
+    ) -> MixExample | None:
+        """The batch as a :class:`~smmix_hf.mix_examples.MixExample` for PNG grids, or None (not shown)."""
+        return None
+
+    def recipe(self) -> dict[str, object]:
+        """The settings of this method that define a run's recipe (model card)."""
+        return {}
