@@ -42,16 +42,16 @@ BATCH = 60
 @torch.no_grad()
 def score_ways(model: torch.nn.Module, held_out: dict[str, torch.Tensor], repeat: int) -> dict[str, dict[str, int]]:
     """Hits of the three mixing ways on one shuffle of the held-out pairs."""
+    import numpy as np
     from trap_common import CANVAS, GRID
 
     from smmix_hf.analyze.mixed_accuracy import score_mixed_batch
-    from smmix_hf.draws import MixSampler
+    from smmix_hf.backbones.probe import SMMixProbe
     from smmix_hf.mixing import flip_pairing, paste_windows, random_window_corners, smmix_images
-    from smmix_hf.probe import SMMixProbe
 
     generator = torch.Generator().manual_seed(repeat)
     order = torch.randperm(held_out["labels"].shape[0], generator=generator)
-    sampler = MixSampler("smmix", 0.0, 1.0, 1.0, (0.25, 0.75), seed=repeat)
+    sides = np.random.default_rng(repeat)
     counts = {way: {"top1": 0, "top2": 0, "pairs": 0} for way in WAYS}
     model.eval()
     probe = SMMixProbe(model)
@@ -62,7 +62,8 @@ def score_ways(model: torch.nn.Module, held_out: dict[str, torch.Tensor], repeat
             with probe.reading_attention((CANVAS, CANVAS)):
                 model(pixel_values=images)
             scores = probe.scores
-            region = sampler.draw((CANVAS, CANVAS), (GRID, GRID)).region_size
+            side = max(1, math.floor(sides.uniform(0.25, 0.75) * GRID))  # δ ~ U(0.25, 0.75), side ⌊δ·g⌋
+            region = (side, side)
             source_index = flip_pairing(BATCH)
             same = random_window_corners(BATCH, (GRID, GRID), region, generator)
             mixes = {

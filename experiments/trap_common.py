@@ -11,16 +11,18 @@ The regime is scaled down to fit a 2-core machine shared with other work (one th
   label smoothing 0.1, Mixup at p = 0.5 alternating with CutMix / SMMix, random resized crop 0.8-1).
 
 :class:`WindowProbeCallback` runs, at each epoch end, the model's motivated forward (eval mode, no
-grad, Eq. 6 scores through :class:`smmix_hf.probe.SMMixProbe`) on the validation canvases, whose
+grad, Eq. 6 scores through :class:`smmix_hf.backbones.probe.SMMixProbe`) on the validation canvases, whose
 digit boxes are known, and records the clean top-1 and the window hit rates. :class:`WarmupCallback`
 is the fix under test: random windows and / or no L_con until a given epoch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from canvas_digits import load_canvas_digits, token_box_mask
 from transformers import TrainerCallback, ViTConfig, ViTForImageClassification, ViTImageProcessor, set_seed
 
 from smmix_hf import SMMixConfig, SMMixTrainer
+from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.data import (
     build_eval_transform,
     build_train_transform,
@@ -39,7 +42,6 @@ from smmix_hf.data import (
     settings_from_image_processor,
 )
 from smmix_hf.mixing import select_windows
-from smmix_hf.probe import SMMixProbe
 
 CANVAS = 32
 PATCH = 4
@@ -77,6 +79,29 @@ def load_splits(renderings: int = 2, data_seed: int = 0) -> tuple[datasets.Datas
     splits["train"].set_transform(make_batch_transform(build_train_transform(settings)))
     splits["validation"].set_transform(make_batch_transform(eval_transform))
     return splits, processor, held_out
+
+
+def version_kwargs() -> dict[str, Any]:
+    """The Mixup switch at p = 0.5 and δ ~ U(0.25, 0.75) with side ⌊δ·g⌋, in the names of the checked-out package.
+
+    Up to commit 96d0e8e the switch was ``mixup_prob`` and the side was always ⌊δ·g⌋; from 121be5b on it is
+    ``mixup_switch_prob`` and ``region_sampling`` defaults to "official", so "continuous" keeps runs comparable.
+    """
+    fields = {field.name for field in dataclasses.fields(SMMixConfig)}
+    if "mixup_switch_prob" in fields:
+        return {"mixup_switch_prob": 0.5, "region_sampling": "continuous"}
+    return {"mixup_prob": 0.5}
+
+
+def code_version() -> str:
+    """The package's git commit, with ``+dirty`` when smmix_hf/ has uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "smmix_hf"], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return head.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def build_model(width: int = 96, layers: int = 4) -> ViTForImageClassification:
@@ -186,13 +211,17 @@ class WarmupCallback(TrainerCallback):
     """The fix under test: until epoch ``epochs``, SMMix batches use random windows and / or no L_con.
 
     ``random_windows`` sets ``max_min_regions=False``; ``no_consistency`` sets
-    ``consistency_loss_weight=0``. The trainer reads both at every step; the configured values come
-    back at the first step of epoch ``epochs``.
+    ``consistency_loss_weight=0``; the configured values come back at the first step of epoch ``epochs``.
+    The knobs are set on ``trainer.args`` (which the trainer read at every step up to commit 96d0e8e)
+    and, where the trainer holds its method objects with frozen ``MixSettings`` (``trainer.method`` and
+    its ``parts``, from commit 121be5b on), on every method's ``settings`` as well. Set :attr:`trainer`
+    before training.
     """
 
     def __init__(self, epochs: float, random_windows: bool, no_consistency: bool, fraction: bool = False) -> None:
         self.epochs, self.random_windows, self.no_consistency = epochs, random_windows, no_consistency
         self.fraction = fraction  # epochs is a fraction of num_train_epochs
+        self.trainer: Any = None
         self._saved: tuple[bool, float] | None = None
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -203,6 +232,16 @@ class WarmupCallback(TrainerCallback):
         max_min, weight = self._saved
         args.max_min_regions = max_min and not (warming and self.random_windows)
         args.consistency_loss_weight = 0.0 if warming and self.no_consistency else weight
+        method = getattr(self.trainer, "method", None)
+        if method is None:
+            return
+        for part in (method, *getattr(method, "parts", ())):
+            if part is not None and hasattr(part, "settings"):
+                part.settings = dataclasses.replace(
+                    part.settings,
+                    max_min_regions=args.max_min_regions,
+                    consistency_loss_weight=args.consistency_loss_weight,
+                )
 
 
 def parse_warmup(spec: str) -> WarmupCallback | None:
@@ -240,7 +279,7 @@ def train_run(
     args = SMMixConfig(
         output_dir=f"{output_dir}/{variant}-{warmup}-seed{seed}",
         **VARIANTS[variant],
-        mixup_prob=0.5,
+        **version_kwargs(),
         num_train_epochs=epochs,
         per_device_train_batch_size=64,
         per_device_eval_batch_size=256,
@@ -270,6 +309,8 @@ def train_run(
         processing_class=processor,
         callbacks=callbacks,
     )
+    if fix is not None:
+        fix.trainer = trainer
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
@@ -283,6 +324,8 @@ def train_run(
         "learning_rate": learning_rate,
         "train_images": len(splits["train"]),
         "init": init if init == "scratch" else Path(init).name,
+        "code": code_version(),
+        "region_sampling": getattr(args, "region_sampling", "continuous"),
         "train_seconds": round(seconds, 1),
         "threads": torch.get_num_threads(),
         "clean_top1": final["clean_top1"],
@@ -297,6 +340,14 @@ def takeoff_epoch(history: list[dict[str, float]], threshold: float = 0.2) -> in
     """First epoch whose held-out clean top-1 reaches ``threshold`` (chance is 0.1); None if never."""
     for entry in history:
         if entry["clean_top1"] >= threshold:
+            return int(entry["epoch"])
+    return None
+
+
+def loss_takeoff_epoch(history: list[dict[str, float]], margin: float = 0.03) -> int | None:
+    """First epoch whose mean training L_cls is ``margin`` below chance (ln 10); None if never."""
+    for entry in history:
+        if entry.get("loss_cls", CHANCE_LOSS) <= CHANCE_LOSS - margin:
             return int(entry["epoch"])
     return None
 

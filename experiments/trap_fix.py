@@ -35,29 +35,36 @@ def arms_for(warmups: list[str]) -> list[tuple[str, str]]:
 
 
 def summary(runs: list[dict], arms: list[tuple[str, str]], epochs: int) -> str:
-    from trap_common import CHANCE_LOSS, arm_label, mean_std, select, takeoff_epoch
+    from trap_common import CHANCE_LOSS, arm_label, loss_takeoff_epoch, mean_std, select, takeoff_epoch
 
     lines = [
         f"# SMMix's early-training trap and warm-up fixes ({epochs} epochs, from scratch, 32 px canvas digits)",
         "",
-        "Take-off: first epoch with held-out clean top-1 ≥ 0.2 (chance 0.1). L_cls at epoch 5: the epoch's mean "
+        "Take-off: first epoch with held-out clean top-1 ≥ 0.2 (chance 0.1); L_cls take-off: first epoch whose mean "
+        f"training L_cls is ≤ {CHANCE_LOSS - 0.03:.3f} (0.03 below chance). L_cls at epoch 5: the epoch's mean "
         f"training mixed-label CE (chance {CHANCE_LOSS:.3f}). Final top-1: held-out clean top-1 (360 images) after "
         "the last epoch, mean ± std over seeds, percent; range = max − min over seeds.",
         "",
-        "| arm | n | take-off epoch per seed | latest take-off | L_cls at epoch 5 | final top-1 | range | per seed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arm | n | take-off epoch per seed | mean / latest | L_cls take-off per seed | mean / latest | "
+        "L_cls at epoch 5 | final top-1 | range | per seed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, warmup in arms:
         chosen = sorted(select(runs, variant, warmup, epochs), key=lambda run: run["seed"])
         if not chosen:
             continue
-        takeoffs = [takeoff_epoch(run["history"]) for run in chosen]
-        latest = "never" if None in takeoffs else str(max(takeoffs))
+        columns = []
+        for takeoffs in (
+            [takeoff_epoch(run["history"]) for run in chosen],
+            [loss_takeoff_epoch(run["history"]) for run in chosen],
+        ):
+            late = "never" if None in takeoffs else f"{sum(takeoffs) / len(takeoffs):.1f} / {max(takeoffs)}"
+            columns.append(f"{', '.join(str(t) for t in takeoffs)} | {late}")
         finals = [run["clean_top1"] for run in chosen]
         at5 = [run["history"][4]["loss_cls"] for run in chosen if len(run["history"]) >= 5]
         per_seed = ", ".join(f"{100 * value:.1f}" for value in finals)
         lines.append(
-            f"| {arm_label(variant, warmup)} | {len(chosen)} | {', '.join(str(t) for t in takeoffs)} | {latest} | "
+            f"| {arm_label(variant, warmup)} | {len(chosen)} | {columns[0]} | {columns[1]} | "
             f"{mean_std(at5, 1.0, 3)} | {mean_std(finals)} | {100 * (max(finals) - min(finals)):.1f} | {per_seed} |"
         )
     lines.append("")
