@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from transformers import ViTConfig, ViTForImageClassification
 
+from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.data.digits import load_digits_dataset
 from smmix_hf.draws import region_size_range
 from smmix_hf.mixing import select_windows
-from smmix_hf.probe import SMMixProbe
 
 
 def digits_tensor(count: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -149,7 +149,7 @@ MUTATIONS = (
     Mutation(
         "swin_shift_not_undone",
         "Swin's shifted-window scores left in the shifted frame",
-        "architectures.py",
+        "backbones/swin.py",
         (
             (
                 "        if layer.shift_size > 0:\n            grid = torch.roll",
@@ -160,8 +160,8 @@ MUTATIONS = (
     Mutation(
         "deit_one_prefix_token",
         "DeiT's distillation token counted as an image token",
-        "architectures.py",
-        (('    model_type = "deit"\n    num_prefix_tokens = 2', '    model_type = "deit"\n    num_prefix_tokens = 1'),),
+        "backbones/vit.py",
+        (('    name = "deit"\n    num_prefix_tokens = 2', '    name = "deit"\n    num_prefix_tokens = 1'),),
     ),
     Mutation(
         "loss_not_divided_for_accumulation",

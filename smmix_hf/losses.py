@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from smmix_hf.tokens import pool_region_tokens
+
 __all__ = [
     "consistency_loss",
     "consistency_target",
@@ -40,27 +42,6 @@ def mixed_soft_target(
 def soft_target_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against a distribution, averaged over the batch (``L_cls`` of Eq. 9)."""
     return -(soft_targets * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
-
-
-def pool_region_tokens(image_tokens: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
-    """Mean of the output tokens inside and outside the pasted window (Eq. 10-11).
-
-    Args:
-        image_tokens: ``[B, N, D]`` final-layer image tokens (prefix tokens removed), raster order.
-        source_mask: bool ``[B, gh, gw]`` with ``gh·gw = N``, True inside the pasted window. Every
-            sample must have tokens on both sides of the window.
-
-    Returns:
-        ``[2, B, D]``: index 0 the inside mean (source region), index 1 the outside mean (target region).
-    """
-    inside = source_mask.flatten(1).to(image_tokens.dtype)
-    if inside.shape[1] != image_tokens.shape[1]:
-        raise ValueError(
-            f"source_mask has {inside.shape[1]} tokens but the model returned {image_tokens.shape[1]} image tokens."
-        )
-    weights = torch.stack((inside, 1.0 - inside))
-    weights = weights / weights.sum(dim=-1, keepdim=True)
-    return torch.einsum("rbn,bnd->rbd", weights, image_tokens)
 
 
 def fine_grained_loss(

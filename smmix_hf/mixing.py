@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from smmix_hf.tokens import image_attention_score
+
 __all__ = [
     "MixedBatch",
     "SMMixResult",
@@ -68,26 +70,6 @@ class MixedBatch:
 def flip_pairing(batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Source index of every sample when the batch is paired with its reverse: ``i -> B - 1 - i``."""
     return torch.arange(batch_size - 1, -1, -1, device=device)
-
-
-def image_attention_score(attentions: torch.Tensor, num_prefix_tokens: int) -> torch.Tensor:
-    """Image attention score of Eq. 6: the attention each image token receives.
-
-    Args:
-        attentions: ``[B, heads, T, T]`` softmax attention of one layer (rows are queries).
-        num_prefix_tokens: class / distillation tokens in front of the image tokens; they are dropped
-            from both the query rows and the key columns.
-
-    Returns:
-        ``[B, N]`` with ``N = T - num_prefix_tokens``: the attention paid to each image token, averaged
-        over heads and over the image-token query rows.
-    """
-    if attentions.dim() != 4 or attentions.shape[-1] != attentions.shape[-2]:
-        raise ValueError(f"attentions must be [B, heads, T, T]; got shape {tuple(attentions.shape)}.")
-    if not 0 <= num_prefix_tokens < attentions.shape[-1]:
-        raise ValueError(f"num_prefix_tokens={num_prefix_tokens} leaves no image tokens in T={attentions.shape[-1]}.")
-    image_block = attentions[:, :, num_prefix_tokens:, num_prefix_tokens:]
-    return image_block.float().mean(dim=(1, 2))
 
 
 def _window_sums(scores: torch.Tensor, region_size: tuple[int, int]) -> torch.Tensor:

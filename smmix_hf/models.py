@@ -1,8 +1,6 @@
-"""Model names, built-in architectures for training from scratch, and loading.
+"""Loading an image classifier: from the Hub, a local directory or a built-in architecture (from scratch).
 
-Short names resolve to real Hub ids: ``deit-small`` and ``facebook/deit-small`` both mean
-``facebook/deit-small-patch16-224``. ``from_scratch`` builds the architecture from a built-in
-configuration with random weights and needs no network (the paper trains from scratch).
+Short names and from-scratch architectures come from the backbone registry (:mod:`smmix_hf.backbones`).
 """
 
 from __future__ import annotations
@@ -13,105 +11,28 @@ from transformers import (
     AutoConfig,
     AutoImageProcessor,
     AutoModelForImageClassification,
-    DeiTConfig,
     PretrainedConfig,
     PreTrainedModel,
-    PvtConfig,
-    SwinConfig,
     TimmWrapperConfig,
     TimmWrapperImageProcessor,
-    ViTConfig,
 )
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from smmix_hf.backbones import backbone_class_for, builtin_config, resolve_model_name
 from smmix_hf.data.transforms import TransformSettings, evaluation_image_processor
 
-__all__ = ["MODEL_ALIASES", "build_image_processor", "builtin_config", "load_model", "resolve_model_name"]
-
-_DEIT_SHAPES = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12)}
-_SWIN_SHAPES = {
-    "tiny": (96, [2, 2, 6, 2], [3, 6, 12, 24]),
-    "small": (96, [2, 2, 18, 2], [3, 6, 12, 24]),
-    "base": (128, [2, 2, 18, 2], [4, 8, 16, 32]),
-}
-
-MODEL_ALIASES: dict[str, str] = {}
-for _size in _DEIT_SHAPES:
-    MODEL_ALIASES[f"deit-{_size}"] = f"facebook/deit-{_size}-patch16-224"
-    MODEL_ALIASES[f"facebook/deit-{_size}"] = f"facebook/deit-{_size}-patch16-224"
-    MODEL_ALIASES[f"deit-{_size}-distilled"] = f"facebook/deit-{_size}-distilled-patch16-224"
-for _size in _SWIN_SHAPES:
-    MODEL_ALIASES[f"swin-{_size}"] = f"microsoft/swin-{_size}-patch4-window7-224"
-    MODEL_ALIASES[f"microsoft/swin-{_size}"] = f"microsoft/swin-{_size}-patch4-window7-224"
-MODEL_ALIASES["vit-base"] = "google/vit-base-patch16-224"
-_PVT_DEPTHS = {"tiny": [2, 2, 2, 2], "small": [3, 4, 6, 3]}
-for _size in _PVT_DEPTHS:
-    MODEL_ALIASES[f"pvt-{_size}"] = f"Zetatech/pvt-{_size}-224"
-# timm backbones of the paper's Tab. 1, wrapped by TimmWrapperForImageClassification: alias -> (Hub id, architecture).
-_TIMM_MODELS = {"cait-xxs24": ("timm/cait_xxs24_224.fb_dist_in1k", "cait_xxs24_224")}
-_TIMM_MODELS["cait-xxs36"] = ("timm/cait_xxs36_224.fb_dist_in1k", "cait_xxs36_224")
-for _size in range(6):
-    _TIMM_MODELS[f"pvt-v2-b{_size}"] = (f"timm/pvt_v2_b{_size}.in1k", f"pvt_v2_b{_size}")
-for _alias, (_hub_id, _) in _TIMM_MODELS.items():
-    MODEL_ALIASES[_alias] = _hub_id
-
-
-def resolve_model_name(name: str) -> str:
-    """A short name's Hub id; local paths and full ids come back unchanged."""
-    if os.path.isdir(name):
-        return name
-    return MODEL_ALIASES.get(name.lower(), name)
-
-
-def builtin_config(model_id: str) -> PretrainedConfig:
-    """The architecture of a known Hub id, built without the network."""
-    for size, (width, heads) in _DEIT_SHAPES.items():
-        common = dict(
-            hidden_size=width,
-            num_hidden_layers=12,
-            num_attention_heads=heads,
-            intermediate_size=4 * width,
-            image_size=224,
-            patch_size=16,
-            qkv_bias=True,
-            hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0,
-        )
-        if model_id == f"facebook/deit-{size}-patch16-224":
-            return ViTConfig(**common)
-        if model_id == f"facebook/deit-{size}-distilled-patch16-224":
-            return DeiTConfig(**common)
-    for size, (embed_dim, depths, heads) in _SWIN_SHAPES.items():
-        if model_id == f"microsoft/swin-{size}-patch4-window7-224":
-            return SwinConfig(
-                image_size=224,
-                patch_size=4,
-                embed_dim=embed_dim,
-                depths=depths,
-                num_heads=heads,
-                window_size=7,
-                drop_path_rate=0.1 if size == "tiny" else 0.3,
-            )
-    for size, depths in _PVT_DEPTHS.items():
-        if model_id == f"Zetatech/pvt-{size}-224":
-            return PvtConfig(depths=depths, hidden_sizes=[64, 128, 320, 512], drop_path_rate=0.1)
-    if model_id == "google/vit-base-patch16-224":
-        return ViTConfig()
-    for hub_id, architecture in _TIMM_MODELS.values():
-        if model_id == hub_id:
-            return TimmWrapperConfig(architecture=architecture)
-    known = ", ".join(sorted(set(MODEL_ALIASES)))
-    raise ValueError(f"no built-in architecture for {model_id!r} to train from scratch; known names: {known}.")
+__all__ = ["build_image_processor", "load_model"]
 
 
 def _trainable_head(config: PretrainedConfig) -> None:
-    """Pick the classifier class that trains with labels where a checkpoint names an inference-only one.
+    """Let the family adjust the configuration, e.g. pick a classifier class that trains with labels.
 
-    The distilled DeiT checkpoints name ``DeiTForImageClassificationWithTeacher`` (two heads, no labels);
-    ``AutoModelForImageClassification`` builds the class that ``architectures`` names.
+    ``AutoModelForImageClassification`` builds the class that ``architectures`` names; the distilled DeiT
+    checkpoints name an inference-only one.
     """
-    if config.model_type == "deit":
-        config.architectures = ["DeiTForImageClassification"]
+    family = backbone_class_for(config)
+    if family is not None:
+        family.prepare_config(config)
 
 
 def _scratch_config(name_or_path: str) -> PretrainedConfig:
@@ -176,8 +97,8 @@ def _override_value(text: str) -> object:
 def _apply_overrides(config: PretrainedConfig, overrides: str) -> None:
     """``"key=value,..."`` onto the config; for a timm model they are ``timm.create_model`` arguments.
 
-    For timm models ``image_size=N`` sets the input size (CaiT's ``img_size`` and the size the image
-    processor uses) and tuples are written with ``/``: ``depths=1/1``.
+    For timm models ``image_size=N`` sets the input size (the size the image processor uses, and whatever
+    the family needs with it, e.g. CaiT's ``img_size``) and tuples are written with ``/``: ``depths=1/1``.
     """
     if not isinstance(config, TimmWrapperConfig):
         config.update_from_string(overrides)
@@ -191,8 +112,9 @@ def _apply_overrides(config: PretrainedConfig, overrides: str) -> None:
     if "image_size" in model_args:
         size = int(model_args.pop("image_size"))
         model_args["pretrained_cfg_overlay"] = {"input_size": (3, size, size)}
-        if config.architecture.startswith("cait"):
-            model_args["img_size"] = size
+        family = backbone_class_for(config)
+        if family is not None:
+            model_args.update(family.timm_model_args_for_image_size(size))
     config.model_args = model_args
 
 

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForImageClassification, PreTrainedModel
 
-from smmix_hf.models import resolve_model_name
-from smmix_hf.probe import SMMixProbe
+from smmix_hf.backbones.names import resolve_model_name
+from smmix_hf.backbones.probe import SMMixProbe
 
 __all__ = ["Motivator", "load_motivator", "resample_score_grid"]
 
@@ -37,20 +37,6 @@ def resample_score_grid(scores: torch.Tensor, grid: tuple[int, int]) -> torch.Te
     if tuple(scores.shape[1:]) == tuple(grid):
         return scores
     return F.adaptive_avg_pool2d(scores[:, None].float(), grid)[:, 0]
-
-
-def _fixed_input_size(model: nn.Module) -> tuple[int, int] | None:
-    """The input size the motivator's configuration or its timm patch embedding requires, if any."""
-    timm_model = getattr(model, "timm_model", None)
-    if timm_model is not None:
-        patch_embed = getattr(timm_model, "patch_embed", None)
-        if getattr(patch_embed, "strict_img_size", False) and not getattr(patch_embed, "dynamic_img_size", False):
-            return tuple(patch_embed.img_size)
-        return None
-    size = getattr(model.config, "image_size", None)
-    if size is None:
-        return None
-    return (size, size) if isinstance(size, int) else tuple(size)
 
 
 class Motivator:
@@ -69,7 +55,7 @@ class Motivator:
         self.model.eval()
         self.model.requires_grad_(False)
         self.probe = SMMixProbe(model)
-        self.input_size = _fixed_input_size(model)
+        self.input_size = self.probe.backbone.fixed_input_size()
 
     @property
     def num_labels(self) -> int:
@@ -107,14 +93,11 @@ class Motivator:
         parameter = next(self.model.parameters())
         if parameter.device != images.device:
             self.model.to(images.device)
-        if self.model.training:
-            self.model.eval()
         inputs = images.to(parameter.dtype)
         if self.input_size is not None and tuple(inputs.shape[-2:]) != self.input_size:
             inputs = F.interpolate(inputs, size=self.input_size, mode="bilinear", antialias=True, align_corners=False)
-        with self.probe.reading_attention((inputs.shape[-2], inputs.shape[-1])):
-            logits = self.model(pixel_values=inputs).logits
-        return logits, resample_score_grid(self.probe.scores, grid)
+        logits, scores = self.probe.motivated_forward(inputs)
+        return logits, resample_score_grid(scores, grid)
 
 
 def load_motivator(model_name_or_path: str, **hub_kwargs: object) -> Motivator:

@@ -13,6 +13,7 @@ from torch import nn
 from transformers.trainer_pt_utils import nested_gather
 
 from smmix_hf._compat import TrainerPrivateOverrides
+from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.config import SMMixConfig
 from smmix_hf.draws import MixDraw, MixSampler, check_token_grid
 from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics
@@ -36,7 +37,6 @@ from smmix_hf.mixing import (
 from smmix_hf.model_card import write_model_card
 from smmix_hf.motivator import Motivator
 from smmix_hf.nonfinite import NonFiniteTracker
-from smmix_hf.probe import SMMixProbe
 from smmix_hf.stream_resume import enable_stateful_loading
 
 __all__ = ["SMMixTrainer"]
@@ -211,13 +211,7 @@ class SMMixTrainer(TrainerPrivateOverrides):
         """
         if self.motivator is not None:
             return self.motivator(images, self.probe.token_grid((images.shape[-2], images.shape[-1])))
-        model.eval()
-        try:
-            with torch.no_grad(), self.probe.reading_attention((images.shape[-2], images.shape[-1])):
-                clean_logits = model(pixel_values=images).logits
-        finally:
-            model.train()
-        return clean_logits, self.probe.scores
+        return self.probe.motivated_forward(images, model)
 
     def _check_token_grid(self) -> None:
         """Refuse, before training, a model whose token grid leaves no window with a target token."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from smmix_hf.probe import SMMixProbe
+from smmix_hf.backbones.probe import SMMixProbe
 
 
 def probe_scores(model, images):

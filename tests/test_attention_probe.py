@@ -7,12 +7,12 @@ import copy
 import pytest
 import torch
 from probing import probe_scores
-from tiny_models import tiny_deit, tiny_pvt, tiny_swin, tiny_vit
-from transformers import AutoModelForImageClassification, BeitConfig
+from tiny_models import tiny_beit, tiny_deit, tiny_pvt, tiny_swin, tiny_vit
+from transformers import AutoModelForImageClassification, ConvNextConfig
 
-from smmix_hf.architectures import adapter_for
+from smmix_hf.backbones import backbone_for
+from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.mixing import image_attention_score
-from smmix_hf.probe import SMMixProbe
 
 
 def eager_attention(model, images):
@@ -35,6 +35,41 @@ def test_vit_and_deit_scores_equal_eager_attention(build, prefix):
     torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(logits, eager_logits, rtol=1e-4, atol=1e-5)
     assert model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_beit_scores_equal_eager_attention_with_its_relative_position_bias(shared):
+    torch.manual_seed(0)
+    model = tiny_beit(use_relative_position_bias=not shared, use_shared_relative_position_bias=shared)
+    bias = model.beit.shared_position_bias if shared else model.beit.layers[-1].relative_position_bias
+    torch.nn.init.normal_(bias.relative_position_bias_table, std=1.0)  # zero at init; make it matter
+    images = torch.randn(3, 3, 32, 32)
+    scores, logits = probe_scores(model, images)
+    attentions, eager_logits = eager_attention(model, images)
+    assert attentions.shape == (3, 2, 17, 17)
+    torch.testing.assert_close(scores, image_attention_score(attentions, 1).view(3, 4, 4), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(logits, eager_logits, rtol=1e-4, atol=1e-5)
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_beit_region_logits_go_through_the_pooler_norm():
+    torch.manual_seed(0)
+    model, images = tiny_beit().eval(), torch.randn(2, 3, 32, 32)
+    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    mask[0, :2, :2] = True
+    mask[1, 1:, 1:] = True
+    with torch.no_grad():
+        plain = model(pixel_values=images).logits
+        tokens = model.beit(pixel_values=images).last_hidden_state[:, 1:]
+    probe = SMMixProbe(model)
+    with torch.no_grad(), probe.pooling_regions(mask):
+        logits = model(pixel_values=images).logits
+    head = torch.nn.Sequential(model.beit.pooler.layernorm, model.classifier)
+    inside = torch.stack([tokens[b][mask[b].flatten()].mean(0) for b in range(2)])
+    outside = torch.stack([tokens[b][~mask[b].flatten()].mean(0) for b in range(2)])
+    torch.testing.assert_close(probe.region_logits[0], head(inside))
+    torch.testing.assert_close(probe.region_logits[1], head(outside))
+    torch.testing.assert_close(logits, plain)
 
 
 def test_pvt_scores_equal_its_last_stage_attention():
@@ -96,15 +131,7 @@ def test_region_logits_come_from_the_models_own_classifier():
 
 def test_unsupported_architecture_names_supported_types():
     model = AutoModelForImageClassification.from_config(
-        BeitConfig(
-            image_size=32,
-            patch_size=8,
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            num_labels=3,
-        )
+        ConvNextConfig(num_channels=3, hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=3)
     )
-    with pytest.raises(ValueError, match="supported model types: vit, deit, swin, pvt"):
-        adapter_for(model)
+    with pytest.raises(ValueError, match="supported model types: vit, deit, swin, pvt, beit"):
+        backbone_for(model)

@@ -13,12 +13,14 @@ from tiny_data import digits_split
 from transformers import AutoModelForImageClassification, PreTrainedModel, TimmWrapperConfig
 
 from smmix_hf import SMMixConfig, SMMixTrainer
-from smmix_hf.architectures import CaitAdapter, PvtV2Adapter, adapter_for
+from smmix_hf.backbones import backbone_for
+from smmix_hf.backbones.probe import SMMixProbe
+from smmix_hf.backbones.timm_cait import CaitBackbone
+from smmix_hf.backbones.timm_pvt_v2 import PvtV2Backbone
 from smmix_hf.cli.train import main
 from smmix_hf.data.transforms import collate_image_batch
 from smmix_hf.losses import pool_region_tokens
 from smmix_hf.mixing import image_attention_score
-from smmix_hf.probe import SMMixProbe
 
 CAIT_ARGS = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, depth_token_only=1)
 PVT_V2_ARGS = dict(depths=(1, 1), embed_dims=(16, 32), num_heads=(1, 2), sr_ratios=(2, 1), mlp_ratios=(2, 2))
@@ -43,8 +45,8 @@ TINY_TIMM = {"cait": tiny_cait, "pvt_v2": tiny_pvt_v2}
 
 
 def test_adapters_are_chosen_by_the_wrapped_timm_class():
-    assert isinstance(adapter_for(tiny_cait()), CaitAdapter)
-    assert isinstance(adapter_for(tiny_pvt_v2()), PvtV2Adapter)
+    assert isinstance(backbone_for(tiny_cait()), CaitBackbone)
+    assert isinstance(backbone_for(tiny_pvt_v2()), PvtV2Backbone)
 
 
 def test_cait_score_is_the_last_self_attention_block_not_class_attention():
@@ -82,7 +84,7 @@ def test_pvt_v2_score_equals_its_unfused_attention():
 def test_region_logits_pool_patch_tokens_through_the_timm_head(family):
     torch.manual_seed(0)
     model, images = TINY_TIMM[family]().eval(), torch.randn(2, 3, 32, 32)
-    adapter = adapter_for(model)
+    adapter = backbone_for(model)
     mask = torch.zeros(2, 4, 4, dtype=torch.bool)
     mask[0, :2, :2] = True
     mask[1, 1:, 1:] = True
@@ -136,13 +138,13 @@ def test_timm_backbones_train_a_few_smmix_steps(tmp_path, family):
 )
 def test_pvt_v2_with_reduced_keys_is_rejected(overrides, reason):
     with pytest.raises(ValueError, match=f"keys are reduced \\({reason}"):
-        adapter_for(tiny_pvt_v2(**overrides))
+        backbone_for(tiny_pvt_v2(**overrides))
 
 
 def test_other_timm_architectures_name_the_supported_families():
     model = timm_classifier("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=1, embed_dim=32, num_heads=2)
     with pytest.raises(ValueError, match="supported timm families: cait, pvt_v2"):
-        adapter_for(model)
+        backbone_for(model)
 
 
 def test_cli_trains_cait_from_scratch_and_saves_a_reloadable_checkpoint(tmp_path):
@@ -162,5 +164,5 @@ def test_cli_trains_cait_from_scratch_and_saves_a_reloadable_checkpoint(tmp_path
     config = json.loads((output_dir / "config.json").read_text())
     assert config["architecture"] == "cait_xxs24_224" and config["model_args"]["img_size"] == 32
     reloaded = AutoModelForImageClassification.from_pretrained(output_dir)
-    assert isinstance(adapter_for(reloaded), CaitAdapter)
+    assert isinstance(backbone_for(reloaded), CaitBackbone)
     assert reloaded.timm_model.patch_embed.img_size == (32, 32)

@@ -13,10 +13,10 @@ from tiny_data import digits_processor
 from tiny_models import tiny_vit
 from transformers import AutoModelForImageClassification, pipeline
 
+from smmix_hf.backbones import builtin_config, resolve_model_name
 from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.train import main
 from smmix_hf.data.digits import load_digits_dataset
-from smmix_hf.models import builtin_config, resolve_model_name
 
 DEMO = "demo"  # the packaged recipe, by name
 QUICK = ["--max_steps", "4", "--logging_steps", "2", "--per_device_eval_batch_size", "64", "--disable_tqdm", "true"]

@@ -41,9 +41,9 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, DeiTImageProcessor
 
+from smmix_hf.backbones import MODEL_ALIASES, resolve_model_name
 from smmix_hf.cli.train import main
 from smmix_hf.data.transforms import build_eval_transform, build_train_transform, settings_from_image_processor
-from smmix_hf.backbones import MODEL_ALIASES, resolve_model_name
 from smmix_hf.models import load_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hub"

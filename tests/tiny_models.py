@@ -1,8 +1,10 @@
-"""Tiny ViT, DeiT and Swin classifiers built from configs (no network), sized for 32 px digits."""
+"""Tiny ViT, DeiT, Swin, PVT and BEiT classifiers built from configs (no network), sized for 32 px digits."""
 
 from __future__ import annotations
 
 from transformers import (
+    BeitConfig,
+    BeitForImageClassification,
     DeiTConfig,
     DeiTForImageClassification,
     PreTrainedModel,
@@ -66,4 +68,21 @@ def tiny_pvt(**overrides) -> PreTrainedModel:
     return PvtForImageClassification(config)
 
 
-TINY_MODELS = {"vit": tiny_vit, "deit": tiny_deit, "swin": tiny_swin, "pvt": tiny_pvt}
+def tiny_beit(**overrides) -> PreTrainedModel:
+    """ViT shape with BEiT's relative position bias in every layer, layer scale and a mean-pooled head."""
+    config = BeitConfig(
+        **{
+            **VIT_SHAPE,
+            "use_relative_position_bias": True,
+            "use_mean_pooling": True,
+            "layer_scale_init_value": 0.1,
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+            "drop_path_rate": 0.0,
+            **overrides,
+        }
+    )
+    return BeitForImageClassification(config)
+
+
+TINY_MODELS = {"vit": tiny_vit, "deit": tiny_deit, "swin": tiny_swin, "pvt": tiny_pvt, "beit": tiny_beit}

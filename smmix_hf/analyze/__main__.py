@@ -22,7 +22,7 @@ from smmix_hf.analyze.loading import load_checkpoint, load_split
 from smmix_hf.analyze.mixed_accuracy import mixed_accuracy
 from smmix_hf.analyze.mixing import EVAL_MIX_METHODS
 from smmix_hf.analyze.show_mix import show_mix
-from smmix_hf.models import resolve_model_name
+from smmix_hf.backbones.names import resolve_model_name
 
 __all__ = ["build_parser", "main"]
 

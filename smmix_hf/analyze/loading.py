@@ -7,9 +7,9 @@ import os
 import datasets
 from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
 
+from smmix_hf.backbones.names import resolve_model_name
 from smmix_hf.data.digits import DIGITS_DATASET_NAME, load_digits_dataset
 from smmix_hf.data.transforms import build_eval_transform, make_batch_transform, settings_from_image_processor
-from smmix_hf.models import resolve_model_name
 
 __all__ = ["load_checkpoint", "load_split"]
 

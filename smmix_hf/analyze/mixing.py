@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from smmix_hf.architectures import adapter_for
+from smmix_hf.backbones.base import backbone_for
+from smmix_hf.backbones.probe import motivated_forward
 from smmix_hf.draws import MixSampler
 from smmix_hf.mix_examples import MixExample
 from smmix_hf.mixing import cutmix_images, flip_pairing, smmix_images
 from smmix_hf.motivator import Motivator
-from smmix_hf.probe import SMMixProbe
 
 __all__ = ["EVAL_MIX_METHODS", "BatchMixer"]
 
@@ -41,7 +41,7 @@ class BatchMixer:
             raise ValueError(f"method must be one of {', '.join(EVAL_MIX_METHODS)}; got {method!r}.")
         self.model = model
         self.method = method
-        self.adapter = adapter_for(model)
+        self.backbone = backbone_for(model)
         self.motivator = Motivator(scorer) if scorer is not None else None
         self.sampler = MixSampler(
             mix_method=method, mixup_prob=0.0, mixup_alpha=1.0, cutmix_alpha=cutmix_alpha,
@@ -52,7 +52,7 @@ class BatchMixer:
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> MixExample:
         """The mixed batch, its windows and the scores that placed them (shown for CutMix too)."""
         size = (images.shape[-2], images.shape[-1])
-        grid = self.adapter.token_grid(size)
+        grid = self.backbone.token_grid(size)
         if self.motivator is not None:
             clean_logits, scores = self.motivator(images, grid)
         else:
@@ -67,12 +67,4 @@ class BatchMixer:
 
     def _own_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean logits and Eq. 6 scores of ``model`` itself, in eval mode; its hooks and mode are restored."""
-        probe, was_training = SMMixProbe(self.model), self.model.training
-        self.model.eval()
-        try:
-            with probe.reading_attention((images.shape[-2], images.shape[-1])):
-                logits = self.model(pixel_values=images).logits
-        finally:
-            probe.remove()
-            self.model.train(was_training)
-        return logits, probe.scores
+        return motivated_forward(self.model, images)

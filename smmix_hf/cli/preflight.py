@@ -9,7 +9,7 @@ from pathlib import Path
 from huggingface_hub import constants as hub_constants
 from transformers import PreTrainedModel
 
-from smmix_hf.architectures import adapter_for
+from smmix_hf.backbones.base import backbone_for
 from smmix_hf.config import SMMixConfig
 
 __all__ = ["check_extras", "check_image_size", "check_output_dir", "check_push_to_hub"]
@@ -58,4 +58,4 @@ def check_push_to_hub(args: SMMixConfig) -> None:
 def check_image_size(model: PreTrainedModel, image_size: int, args: SMMixConfig) -> None:
     """SMMix needs images that tile exactly into the model's token grid."""
     if args.mix_method == "smmix" and args.do_train:
-        adapter_for(model).token_grid((image_size, image_size))
+        backbone_for(model).token_grid((image_size, image_size))

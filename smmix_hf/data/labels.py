@@ -10,8 +10,8 @@ from typing import Any
 import datasets
 from transformers import AutoConfig
 
+from smmix_hf.backbones.names import resolve_model_name
 from smmix_hf.data.sources import ImageSplits, class_names
-from smmix_hf.models import resolve_model_name
 
 __all__ = [
     "checkpoint_label_names",

@@ -1,0 +1,42 @@
+"""Backbone families: one module each, registered with :func:`register_backbone` on :class:`Backbone`.
+
+Importing this package registers every family below and imports neither timm nor any model class; the
+timm families read timm models through ``TimmWrapperForImageClassification``. To add a family, add one
+module here and import it below (README, "Adding a backbone").
+"""
+
+# isort: off
+# Registration order is the order of the families in messages and in the --model help.
+from smmix_hf.backbones import vit, swin, pvt, beit, timm_cait, timm_pvt_v2
+
+# isort: on
+from smmix_hf.backbones.base import (
+    Backbone,
+    QueryKeyBackbone,
+    TimmWrapperBackbone,
+    backbone_class_for,
+    backbone_for,
+    register_backbone,
+    registered_backbones,
+)
+from smmix_hf.backbones.names import MODEL_ALIASES, builtin_config, model_name_help, resolve_model_name
+
+__all__ = [
+    "MODEL_ALIASES",
+    "Backbone",
+    "QueryKeyBackbone",
+    "TimmWrapperBackbone",
+    "backbone_class_for",
+    "backbone_for",
+    "beit",
+    "builtin_config",
+    "model_name_help",
+    "pvt",
+    "register_backbone",
+    "registered_backbones",
+    "resolve_model_name",
+    "swin",
+    "timm_cait",
+    "timm_pvt_v2",
+    "vit",
+]

@@ -1,0 +1,309 @@
+"""What a backbone family must provide to SMMix, and the registry of families.
+
+SMMix needs four things from a model: the attention of its last self-attention block (for the image
+attention score, Eq. 6), the token grid that score lives on, the final-layer image tokens (for the
+region labels, Eq. 10-11) and the head that turns pooled tokens into logits. A family is one module
+under ``smmix_hf/backbones/`` with one :class:`Backbone` subclass per ``model_type`` it reads,
+registered with :func:`register_backbone`. The class also carries the family's short names (→ Hub
+ids) and the configurations it builds from scratch.
+
+Attention is recomputed from what the last block computes anyway (its query and key projections, or
+CaiT's talking-heads logits), captured by forward hooks during the no-grad motivated forward: the model
+keeps its SDPA (or any other) attention kernel, which never materialises the attention matrix.
+
+This module imports neither timm nor any family; a timm family matches on the configuration
+(``model_type: timm_wrapper`` and the ``architecture`` name) and touches timm only through the model it
+is given.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+from smmix_hf.tokens import image_attention_score
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
+
+__all__ = [
+    "Backbone",
+    "QueryKeyBackbone",
+    "TimmWrapperBackbone",
+    "backbone_class_for",
+    "backbone_for",
+    "patch_grid",
+    "register_backbone",
+    "registered_backbones",
+    "require_classifier",
+    "split_heads",
+]
+
+_REGISTRY: dict[str, type[Backbone]] = {}
+
+
+class Backbone(abc.ABC):
+    """One architecture as SMMix reads it. A family subclasses this and registers the subclass.
+
+    Class attributes a family sets:
+        name: the name in messages and in the registry: the ``model_type`` it reads (``"vit"``), or for a
+            timm family the architecture family (``"cait"``).
+        num_prefix_tokens: class / distillation tokens in front of the image tokens in the sequence that
+            :meth:`final_norm` returns; :meth:`image_tokens` drops them.
+        short_names: short name → Hub id (``{"deit-tiny": "facebook/deit-tiny-patch16-224"}``); every
+            Hub id here needs a fixture in ``tests/fixtures/hub/`` and a from-scratch configuration.
+
+    Members a family must provide (abstract): :meth:`matches`, :meth:`scratch_config`,
+    :meth:`final_norm`, :meth:`classifier`, :meth:`attention_capture_modules`,
+    :meth:`scores_from_captures` and :meth:`token_grid`.
+    """
+
+    name: ClassVar[str]
+    num_prefix_tokens: ClassVar[int]
+    short_names: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        self.model = model
+        self.config = model.config
+
+    # ---- which models and names belong to the family ----
+
+    @classmethod
+    @abc.abstractmethod
+    def matches(cls, config: PretrainedConfig) -> bool:
+        """Whether a model with ``config`` belongs to this class (read the config, import nothing)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
+        """The architecture of ``hub_id`` (one of :attr:`short_names`' ids) built without the network, else None."""
+
+    @classmethod
+    def prepare_config(cls, config: PretrainedConfig) -> None:
+        """Adjust a configuration before a trainable classifier is built from it (default: nothing)."""
+        return None
+
+    @classmethod
+    def timm_model_args_for_image_size(cls, size: int) -> dict[str, object]:
+        """Extra timm ``create_model`` arguments that an ``image_size`` override needs (default: none)."""
+        return {}
+
+    # ---- what the probe reads ----
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The encoder inside the classifier (``model.<base_model_prefix>``)."""
+        return getattr(self.model, self.model.base_model_prefix)
+
+    @abc.abstractmethod
+    def final_norm(self) -> nn.Module:
+        """The module whose output is the final-layer token sequence ``[B, T, D]`` the regions are pooled from."""
+
+    @abc.abstractmethod
+    def classifier(self) -> nn.Module:
+        """The linear head whose output is the logits; the probe splits the region logits off its output."""
+
+    def head_input(self) -> nn.Module:
+        """The first module that receives the pooled feature ``[B, D]`` (default: the classifier).
+
+        The probe appends the two region means to this module's input, so everything between it and
+        :meth:`classifier` (e.g. BEiT's pooler norm) is applied to them as to the model's own pooled feature.
+        """
+        return self.classifier()
+
+    @abc.abstractmethod
+    def attention_capture_modules(self) -> tuple[nn.Module, ...]:
+        """The modules whose outputs the probe keeps during the motivated forward."""
+
+    @abc.abstractmethod
+    def scores_from_captures(self, captures: Sequence[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
+        """Eq. 6 score ``[B, gh, gw]`` from the outputs of :meth:`attention_capture_modules`, in that order."""
+
+    @abc.abstractmethod
+    def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """The ``(gh, gw)`` grid of image tokens for an input of ``image_size`` pixels."""
+
+    def image_tokens(self, sequence: torch.Tensor) -> torch.Tensor:
+        """The image tokens ``[B, N, D]`` of the final sequence, prefix tokens removed."""
+        return sequence[:, self.num_prefix_tokens :]
+
+    def fixed_input_size(self) -> tuple[int, int] | None:
+        """The input size the model requires, if its configuration fixes one (a motivator resizes to it)."""
+        size = getattr(self.config, "image_size", None)
+        if size is None:
+            return None
+        return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def patch_grid(image_size: tuple[int, int], patch: tuple[int, int], what: str) -> tuple[int, int]:
+    """The token grid of non-overlapping ``patch``-pixel tokens; ``what`` names the patch in the error."""
+    height, width = image_size
+    if height % patch[0] or width % patch[1]:
+        side = patch[0] if patch[0] == patch[1] else f"{patch[0]}x{patch[1]}"
+        raise ValueError(
+            f"image size {height}x{width} is not divisible by {what} {side}; resize images to a multiple of {side}."
+        )
+    return height // patch[0], width // patch[1]
+
+
+class QueryKeyBackbone(Backbone):
+    """A family whose score is ``softmax(q·kᵀ·scale + bias)`` of the last block, from its query and key outputs.
+
+    A subclass names the projections (:meth:`query_key_projections`), the head size and scale, and any
+    additive bias (:meth:`attention_bias`, e.g. a relative position bias).
+    """
+
+    @abc.abstractmethod
+    def query_key_projections(self) -> tuple[nn.Module, nn.Module]:
+        """The modules whose outputs are the last block's queries and keys ``[B', T, heads·d]``."""
+
+    @abc.abstractmethod
+    def head_dim_and_scale(self) -> tuple[int, float]:
+        """Per-head width and the logit scale of the last block."""
+
+    def attention_bias(self, image_size: tuple[int, int]) -> torch.Tensor | None:
+        """An additive bias on the last block's attention logits, broadcastable to ``[B', heads, T, T]``."""
+        return None
+
+    def attention_capture_modules(self) -> tuple[nn.Module, ...]:
+        return self.query_key_projections()
+
+    def scores_from_captures(self, captures: Sequence[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
+        query, key = captures
+        return self.score_grid(query, key, image_size)
+
+    def attention_probabilities(
+        self, query: torch.Tensor, key: torch.Tensor, image_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """Softmax attention ``[B', heads, T, T]`` from the projected query and key ``[B', T, heads·d]``."""
+        head_dim, scale = self.head_dim_and_scale()
+        query, key = split_heads(query, head_dim), split_heads(key, head_dim)
+        logits = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale
+        bias = self.attention_bias(image_size)
+        if bias is not None:
+            logits = logits + bias.float()
+        return logits.softmax(dim=-1)
+
+    def score_grid(self, query: torch.Tensor, key: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        """Image attention score (Eq. 6) of every image token, on the token grid: ``[B, gh, gw]``."""
+        grid = self.token_grid(image_size)
+        probabilities = self.attention_probabilities(query, key, image_size)
+        scores = image_attention_score(probabilities, self.num_prefix_tokens)
+        return scores.view(scores.shape[0], *grid)
+
+
+def split_heads(states: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """``[B, T, heads·d]`` → ``[B, heads, T, d]``."""
+    return states.view(*states.shape[:-1], -1, head_dim).transpose(1, 2)
+
+
+def require_classifier(model: nn.Module, class_hint: str) -> None:
+    """Refuse a transformers model without a trainable ``classifier`` head (e.g. a bare encoder)."""
+    if not isinstance(getattr(model, "classifier", None), nn.Module):
+        raise ValueError(
+            f"{type(model).__name__} has no trainable `classifier` head; load the model with "
+            f"AutoModelForImageClassification (e.g. {class_hint})."
+        )
+
+
+class TimmWrapperBackbone(Backbone):
+    """A timm model inside ``TimmWrapperForImageClassification`` (``model_type: timm_wrapper``).
+
+    A family sets :attr:`architecture_prefix` (timm's architecture names start with it); its classifier is
+    timm's ``head``. Nothing here imports timm. A family that reads queries and keys also subclasses
+    :class:`QueryKeyBackbone` (after this class).
+    """
+
+    architecture_prefix: ClassVar[str]
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__(model)
+        if not isinstance(getattr(self.backbone, "head", None), nn.Linear):
+            raise ValueError(
+                f"{type(model).__name__} wraps a timm {self.name} without a classifier head; "
+                "load it with TimmWrapperForImageClassification (AutoModelForImageClassification)."
+            )
+
+    @classmethod
+    def matches(cls, config: PretrainedConfig) -> bool:
+        architecture = getattr(config, "architecture", None) or ""
+        return config.model_type == "timm_wrapper" and architecture.startswith(cls.architecture_prefix)
+
+    @classmethod
+    def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
+        if hub_id not in cls.short_names.values():
+            return None
+        from transformers import TimmWrapperConfig
+
+        # timm Hub ids are "timm/<architecture>.<pretrained tag>".
+        return TimmWrapperConfig(architecture=hub_id.removeprefix("timm/").split(".")[0])
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.model.timm_model
+
+    def classifier(self) -> nn.Module:
+        return self.backbone.head
+
+    def fixed_input_size(self) -> tuple[int, int] | None:
+        patch_embed = getattr(self.backbone, "patch_embed", None)
+        if getattr(patch_embed, "strict_img_size", False) and not getattr(patch_embed, "dynamic_img_size", False):
+            return tuple(patch_embed.img_size)
+        return None
+
+
+def register_backbone(cls: type[Backbone]) -> type[Backbone]:
+    """Class decorator: add a family's :class:`Backbone` subclass to the registry.
+
+    Refuses a class that leaves an abstract member out, lacks ``name`` or ``num_prefix_tokens``, or whose
+    name or short names are taken.
+    """
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    missing += [attribute for attribute in ("name", "num_prefix_tokens") if not hasattr(cls, attribute)]
+    if missing:
+        raise TypeError(f"backbone {cls.__name__} must provide: {', '.join(missing)}.")
+    if cls.name in _REGISTRY:
+        raise ValueError(f"a backbone named {cls.name!r} is already registered ({_REGISTRY[cls.name].__name__}).")
+    taken = {alias for other in _REGISTRY.values() for alias in other.short_names}
+    clashes = sorted(taken & set(cls.short_names))
+    if clashes:
+        raise ValueError(f"backbone {cls.name!r}: short names already registered: {', '.join(clashes)}.")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered_backbones() -> tuple[type[Backbone], ...]:
+    """Every registered family class, in registration order."""
+    return tuple(_REGISTRY.values())
+
+
+def backbone_class_for(config: PretrainedConfig) -> type[Backbone] | None:
+    """The registered class a configuration belongs to, or None."""
+    for cls in _REGISTRY.values():
+        if cls.matches(config):
+            return cls
+    return None
+
+
+def backbone_for(model: nn.Module) -> Backbone:
+    """The :class:`Backbone` of ``model``; an unsupported model gets an error naming the supported families."""
+    config = getattr(model, "config", None)
+    cls = backbone_class_for(config) if config is not None else None
+    if cls is not None:
+        return cls(model)
+    model_type = getattr(config, "model_type", None)
+    timm_families = [family.name for family in _REGISTRY.values() if issubclass(family, TimmWrapperBackbone)]
+    model_types = [family.name for family in _REGISTRY.values() if not issubclass(family, TimmWrapperBackbone)]
+    if model_type == "timm_wrapper":
+        raise ValueError(
+            f"SMMix does not support the timm architecture {getattr(config, 'architecture', None)!r}; "
+            f"supported timm families: {', '.join(timm_families)} (e.g. cait_xxs24_224, pvt_v2_b0)."
+        )
+    raise ValueError(
+        f"SMMix does not support model_type {model_type!r} ({type(model).__name__}); "
+        f"supported model types: {', '.join(model_types)} (timm_wrapper: {', '.join(timm_families)})."
+    )

@@ -1,0 +1,71 @@
+"""timm PVT-v2 (b0-b5 of the paper's Tab. 1) inside ``TimmWrapperForImageClassification``.
+
+PVT-v2 has no class token; its head averages the last stage's tokens, so the SMMix grid is that stage's
+grid (7×7 at 224 px, each token covering 32 pixels), and the score comes from the last block of the last
+stage. That block's attention is token to token only when its keys are not spatially reduced:
+``sr_ratios[-1] == 1`` (true in every released PVT-v2) and no linear attention (``pvt_v2_b2_li`` pools
+keys to 7×7 in every stage, so it is rejected). timm computes queries with ``q`` and keys and values with
+one fused ``kv`` projection; the probe keeps both outputs and the key is the first half of ``kv``'s
+features. The model keeps its fused SDPA kernel. The region pooling reads the last stage's ``norm``
+output ``[B, N, C]``. This module does not import timm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+from smmix_hf.backbones.base import QueryKeyBackbone, TimmWrapperBackbone, patch_grid, register_backbone
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+__all__ = ["PvtV2Backbone"]
+
+
+@register_backbone
+class PvtV2Backbone(TimmWrapperBackbone, QueryKeyBackbone):
+    """timm PVT-v2: no prefix token; the score is the last stage's last block (query and fused key-value)."""
+
+    name = "pvt_v2"
+    architecture_prefix = "pvt_v2_"
+    num_prefix_tokens = 0
+    short_names: ClassVar[dict[str, str]] = {f"pvt-v2-b{size}": f"timm/pvt_v2_b{size}.in1k" for size in range(6)}
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__(model)
+        attention = self.last_attention()
+        if attention.sr is not None or attention.pool is not None:
+            reason = "linear attention pools them to 7x7" if attention.pool is not None else "sr_ratios[-1] > 1"
+            raise ValueError(
+                f"SMMix reads token-to-token attention from PVT-v2's last stage, but its keys are reduced "
+                f"({reason}); build the model with sr_ratios[-1] == 1 and linear=False."
+            )
+
+    def last_stage(self) -> nn.Module:
+        return self.backbone.stages[-1]
+
+    def final_norm(self) -> nn.Module:
+        return self.last_stage().norm
+
+    def last_attention(self) -> nn.Module:
+        return self.last_stage().blocks[-1].attn
+
+    def query_key_projections(self) -> tuple[nn.Module, nn.Module]:
+        attention = self.last_attention()
+        return attention.q, attention.kv
+
+    def scores_from_captures(self, captures: Sequence[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
+        query, key_value = captures
+        return self.score_grid(query, key_value[..., : query.shape[-1]], image_size)
+
+    def head_dim_and_scale(self) -> tuple[int, float]:
+        attention = self.last_attention()
+        return attention.head_dim, attention.scale
+
+    def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        stride = 4 * 2 ** (len(self.backbone.stages) - 1)
+        return patch_grid(image_size, (stride, stride), "PVT-v2's total stride")
