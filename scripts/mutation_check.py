@@ -33,6 +33,7 @@ REFERENCE_TESTS = tuple(
         "tests/test_reference_behaviour.py::test_motivated_forward_is_eval_mixed_forward_is_train",
         "tests/test_reference_step.py",
         "tests/test_reference_behaviour.py",
+        "tests/test_reference_transmix.py",
     )
 )
 
@@ -60,13 +61,13 @@ MUTATIONS = (
     Mutation(
         "region_labels_swapped",
         "L_fine: inside → target label, outside → source label",
-        "trainer.py",
-        (("self.probe.region_logits, labels", "self.probe.region_logits.flip(0), labels"),),
+        "methods/smmix.py",
+        (("probe.region_logits, labels", "probe.region_logits.flip(0), labels"),),
     ),
     Mutation(
         "lambda_flipped_in_cls",
         "L_cls: 1-λ on the source label",
-        "trainer.py",
+        "methods/smmix.py",
         (
             (
                 "mixed_soft_target(labels, source_index, fraction,",
@@ -77,11 +78,11 @@ MUTATIONS = (
     Mutation(
         "lambda_flipped_in_con",
         "L_con: 1-λ on the source's clean logits",
-        "trainer.py",
+        "methods/smmix.py",
         (
             (
-                "consistency_target(clean_logits, source_index, fraction,",
-                "consistency_target(clean_logits, source_index, 1 - fraction,",
+                "consistency_target(clean_logits, source_index, area,",
+                "consistency_target(clean_logits, source_index, 1 - area,",
             ),
         ),
     ),
@@ -98,30 +99,30 @@ MUTATIONS = (
     Mutation(
         "motivated_forward_in_train_mode",
         "the motivated forward runs with dropout on",
-        "trainer.py",
-        (("        model.eval()\n", "        model.train()\n"),),
+        "backbones/probe.py",
+        (("        runner.eval()\n", "        runner.train()\n"),),
     ),
     Mutation(
         "kl_direction_reversed",
         "L_con = KL(softmax(z_mixed) ‖ target)",
-        "trainer.py",
+        "methods/smmix.py",
         (
             (
                 "consistency_loss(logits, target)",
-                "F.kl_div(target.log(), F.softmax(logits.float(), -1), reduction='batchmean')",
+                "torch.nn.functional.kl_div(target.log(), logits.float().softmax(-1), reduction='batchmean')",
             ),
         ),
     ),
     Mutation(
         "mixup_switch_at_0.9",
         "Mixup chosen with probability 0.9 instead of mixup_prob",
-        "draws.py",
-        (("self.numpy_generator.random() < self.mixup_prob", "self.numpy_generator.random() < 0.9"),),
+        "methods/switch.py",
+        (("self.random.numpy.random() < switch_prob", "self.random.numpy.random() < 0.9"),),
     ),
     Mutation(
         "pairing_rolled",
         "sample i paired with i-1 instead of B-1-i",
-        "trainer.py",
+        "methods/smmix.py",
         (
             (
                 "source_index = flip_pairing(images.shape[0], device=images.device)",
@@ -132,8 +133,8 @@ MUTATIONS = (
     Mutation(
         "no_label_smoothing_in_fine",
         "L_fine without label smoothing",
-        "trainer.py",
-        (("labels, source_index, num_classes, smoothing\n", "labels, source_index, num_classes, 0.0\n"),),
+        "methods/smmix.py",
+        (("labels, source_index, num_classes, smoothing)", "labels, source_index, num_classes, 0.0)"),),
     ),
     Mutation(
         "motivator_ignored",
@@ -162,6 +163,23 @@ MUTATIONS = (
         "DeiT's distillation token counted as an image token",
         "backbones/vit.py",
         (('    name = "deit"\n    num_prefix_tokens = 2', '    name = "deit"\n    num_prefix_tokens = 1'),),
+    ),
+    Mutation(
+        "transmix_area_share_dropped",
+        "TransMix λ = attention mass alone instead of ½(area + attention mass)",
+        "methods/transmix.py",
+        (("return 0.5 * (area_fraction + attention_share)", "return attention_share"),),
+    ),
+    Mutation(
+        "transmix_last_query_row",
+        "TransMix reads the last token's attention row instead of the class token's",
+        "backbones/probe.py",
+        (
+            (
+                "probabilities[:, :, 0, self.backbone.num_prefix_tokens :]",
+                "probabilities[:, :, -1, self.backbone.num_prefix_tokens :]",
+            ),
+        ),
     ),
     Mutation(
         "loss_not_divided_for_accumulation",

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     show = commands.add_parser("show-mix", help="A PNG grid: source, target, attention, mixed image, labels.")
     _add_common(show)
-    show.add_argument("--method", choices=EVAL_MIX_METHODS, default="smmix")
+    show.add_argument("--method", choices=EVAL_MIX_METHODS, default=EVAL_MIX_METHODS[0])
     show.add_argument("--num", type=int, default=8, help="Rows (mixed samples) in the grid.")
     show.add_argument("--output", required=True, help="Where to write the PNG.")
     return parser

@@ -11,6 +11,7 @@ from transformers import PreTrainedModel
 
 from smmix_hf.backbones.base import backbone_for
 from smmix_hf.config import SMMixConfig
+from smmix_hf.methods import MixSettings, build_mix_method
 
 __all__ = ["check_extras", "check_image_size", "check_output_dir", "check_push_to_hub"]
 
@@ -56,6 +57,6 @@ def check_push_to_hub(args: SMMixConfig) -> None:
 
 
 def check_image_size(model: PreTrainedModel, image_size: int, args: SMMixConfig) -> None:
-    """SMMix needs images that tile exactly into the model's token grid."""
-    if args.mix_method == "smmix" and args.do_train:
+    """A method that reads the model's tokens (SMMix, TransMix) needs images that tile exactly into its grid."""
+    if args.do_train and build_mix_method(MixSettings.from_config(args), args.seed).needs_probe:
         backbone_for(model).token_grid((image_size, image_size))

@@ -14,7 +14,7 @@ from smmix_hf.mixing import cutmix_images
 
 if TYPE_CHECKING:
     from smmix_hf.mix_examples import MixExample
-    from smmix_hf.probe import SMMixProbe
+    from smmix_hf.backbones.probe import SMMixProbe
 
 __all__ = ["CutMix", "box_token_mask"]
 

@@ -11,7 +11,7 @@ from smmix_hf.methods.base import MixDraw, Mixed, MixMethod
 from smmix_hf.mixing import mixup_images
 
 if TYPE_CHECKING:
-    from smmix_hf.probe import SMMixProbe
+    from smmix_hf.backbones.probe import SMMixProbe
 
 __all__ = ["Mixup"]
 

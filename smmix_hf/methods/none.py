@@ -10,7 +10,7 @@ from smmix_hf.losses import smoothed_one_hot, soft_target_cross_entropy
 from smmix_hf.methods.base import MixDraw, Mixed, MixMethod
 
 if TYPE_CHECKING:
-    from smmix_hf.probe import SMMixProbe
+    from smmix_hf.backbones.probe import SMMixProbe
 
 __all__ = ["NoMix"]
 

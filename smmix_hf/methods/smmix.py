@@ -23,7 +23,7 @@ from smmix_hf.mixing import flip_pairing, paste_windows, random_window_corners, 
 
 if TYPE_CHECKING:
     from smmix_hf.mix_examples import MixExample
-    from smmix_hf.probe import SMMixProbe
+    from smmix_hf.backbones.probe import SMMixProbe
 
 __all__ = ["SMMix"]
 

@@ -18,7 +18,7 @@ from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, MixSettings
 
 if TYPE_CHECKING:
     from smmix_hf.mix_examples import MixExample
-    from smmix_hf.probe import SMMixProbe
+    from smmix_hf.backbones.probe import SMMixProbe
 
 __all__ = ["MixSwitch"]
 

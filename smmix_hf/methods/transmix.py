@@ -22,7 +22,7 @@ import torch
 from smmix_hf.methods.base import LabelReweighting
 
 if TYPE_CHECKING:
-    from smmix_hf.probe import SMMixProbe
+    from smmix_hf.backbones.probe import SMMixProbe
 
 __all__ = ["TransMix", "transmix_fraction"]
 
@@ -48,7 +48,7 @@ class TransMix(LabelReweighting):
 
     def check_model(self, probe: SMMixProbe | None) -> None:
         if probe is None or not probe.supports_class_attention:
-            model = "the model" if probe is None else type(probe.adapter.model).__name__
+            model = "the model" if probe is None else type(probe.model).__name__
             raise ValueError(
                 f"TransMix re-weights labels by the class token's attention, but {model} has no class token in "
                 "its last attention block (Swin and PVT-v2 have none; CaiT's joins after it); use a ViT, DeiT "
