@@ -31,6 +31,7 @@ REFERENCE_TESTS = tuple(
     for test in (
         "tests/test_reference_step.py::test_smmix_step_equals_the_reference[vit]",
         "tests/test_reference_behaviour.py::test_motivated_forward_is_eval_mixed_forward_is_train",
+        "tests/test_reference_transmix.py::test_transmix_cutmix_step_equals_the_reference[vit]",
         "tests/test_reference_step.py",
         "tests/test_reference_behaviour.py",
         "tests/test_reference_transmix.py",

@@ -28,9 +28,9 @@ import torch
 from smmix_hf.draws import MixRandom
 
 if TYPE_CHECKING:
+    from smmix_hf.backbones.probe import SMMixProbe
     from smmix_hf.mix_examples import MixExample
     from smmix_hf.mixing import MixedBatch, SMMixResult
-    from smmix_hf.backbones.probe import SMMixProbe
 
 __all__ = ["LabelReweighting", "MixDraw", "MixMethod", "MixSettings", "Mixed"]
 

@@ -13,8 +13,8 @@ from smmix_hf.methods.base import MixDraw, Mixed, MixMethod
 from smmix_hf.mixing import cutmix_images
 
 if TYPE_CHECKING:
-    from smmix_hf.mix_examples import MixExample
     from smmix_hf.backbones.probe import SMMixProbe
+    from smmix_hf.mix_examples import MixExample
 
 __all__ = ["CutMix", "box_token_mask"]
 

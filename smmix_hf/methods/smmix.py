@@ -22,8 +22,8 @@ from smmix_hf.methods.base import MixDraw, Mixed, MixMethod
 from smmix_hf.mixing import flip_pairing, paste_windows, random_window_corners, smmix_images
 
 if TYPE_CHECKING:
-    from smmix_hf.mix_examples import MixExample
     from smmix_hf.backbones.probe import SMMixProbe
+    from smmix_hf.mix_examples import MixExample
 
 __all__ = ["SMMix"]
 

@@ -17,8 +17,8 @@ from smmix_hf.draws import MixRandom
 from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, MixSettings
 
 if TYPE_CHECKING:
-    from smmix_hf.mix_examples import MixExample
     from smmix_hf.backbones.probe import SMMixProbe
+    from smmix_hf.mix_examples import MixExample
 
 __all__ = ["MixSwitch"]
 
