@@ -11,7 +11,7 @@ import pytest
 import torch
 from reference.smmix_step import reference_smmix_step, token_grid_of
 from tiny_data import digits_split
-from tiny_models import tiny_deit, tiny_pvt, tiny_swin, tiny_vit
+from tiny_models import tiny_beit, tiny_deit, tiny_pvt, tiny_swin, tiny_vit
 
 from smmix_hf import SMMixConfig, SMMixTrainer
 from smmix_hf.data.transforms import collate_image_batch
@@ -74,6 +74,7 @@ BUILDERS = {
     "deit": lambda: tiny_deit(),
     "swin": lambda: tiny_swin(window_size=4, drop_path_rate=0.0),
     "pvt": lambda: tiny_pvt(drop_path_rate=0.0),
+    "beit": lambda: tiny_beit(),  # relative position bias, layer scale, mean-pooled head; no dropout
 }
 
 

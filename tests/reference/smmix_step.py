@@ -10,7 +10,8 @@ Conventions (Chen et al., ICCV 2023, and github.com/ChenMnZ/SMMix):
 - Eq. 7-8: the source window has the largest score sum, the target window the smallest; the first
   window in row-major order wins ties; λ = hw/N is the source's share;
 - Eq. 9: L_cls = CE(z_mixed, λ·y_src + (1-λ)·y_tgt);
-- Eq. 10-13: L_fine = ½ (CE(head(mean inside) , y_src) + CE(head(mean outside), y_tgt));
+- Eq. 10-13: L_fine = ½ (CE(head(mean inside) , y_src) + CE(head(mean outside), y_tgt)), where head is what
+  the model applies to its own pooled feature (the classifier; for BEiT its pooler's norm, then the classifier);
 - Eq. 14: L_con = KL(softmax(λ·z_src + (1-λ)·z_tgt) ‖ softmax(z_mixed)), batch mean;
 - every CE uses label-smoothed targets ``(1-ε)·onehot + ε/C``.
 """
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-# model_type -> (attribute of the backbone, number of prefix tokens in its final sequence)
-PREFIX_TOKENS = {"vit": 1, "deit": 2, "swin": 0, "pvt": 1}
+# model_type -> number of prefix tokens in its final sequence
+PREFIX_TOKENS = {"vit": 1, "deit": 2, "swin": 0, "pvt": 1, "beit": 1}
 
 
 def eager_copy(model: nn.Module) -> nn.Module:
@@ -42,7 +44,7 @@ def backbone_of(model: nn.Module) -> nn.Module:
 def token_grid_of(model: nn.Module, image_size: int) -> tuple[int, int]:
     """The final token grid, read off an actual forward (no formulas shared with the package)."""
     config = model.config
-    if config.model_type in ("vit", "deit"):
+    if config.model_type in ("vit", "deit", "beit"):
         side = image_size // config.patch_size
     elif config.model_type == "swin":
         side = image_size // (config.patch_size * 2 ** (len(config.depths) - 1))
@@ -144,6 +146,18 @@ def final_tokens(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return sequence[:, PREFIX_TOKENS[model.config.model_type] :]
 
 
+def region_head(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Logits of a pooled region feature ``[D]``: what the model's head does with its own pooled feature.
+
+    BEiT with mean pooling (``BeitPooler``) normalises the mean of the patch tokens with the pooler's layer
+    norm before the classifier; the other models feed the pooled feature to the classifier directly.
+    """
+    pooler_norm = getattr(getattr(backbone_of(model), "pooler", None), "layernorm", None)
+    if model.config.model_type == "beit" and pooler_norm is not None:
+        return lambda feature: model.classifier(pooler_norm(feature))
+    return model.classifier
+
+
 def reference_smmix_step(
     model: nn.Module,
     images: torch.Tensor,
@@ -163,7 +177,7 @@ def reference_smmix_step(
 
     mixed_logits = model(pixel_values=mix.images).logits.float()
     tokens = final_tokens(model, mix.images)
-    classifier = model.classifier
+    classifier = region_head(model)
 
     loss_cls = loss_fine = loss_con = torch.zeros(())
     for i in range(batch):
