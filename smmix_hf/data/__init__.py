@@ -1,32 +1,45 @@
-"""Datasets and image preprocessing for SMMix training."""
+"""Datasets and image preprocessing for SMMix training.
 
-from smmix_hf.data.digits import DIGITS_CLASS_NAMES, DIGITS_DATASET_NAME, load_digits_dataset
-from smmix_hf.data.images import SkipCounter, decode_image
-from smmix_hf.data.transforms import (
-    DEIT_TRAIN_AUGMENTATION,
-    TransformSettings,
-    build_eval_transform,
-    build_train_transform,
-    collate_image_batch,
-    make_batch_transform,
-    make_example_transform,
-    settings_from_image_processor,
-    to_rgb,
-)
+The names below are imported on first use, so ``smmix_hf.data.arguments`` (plain dataclasses) does not
+pull in timm, PIL or ``datasets``.
+"""
 
-__all__ = [
-    "DEIT_TRAIN_AUGMENTATION",
-    "DIGITS_CLASS_NAMES",
-    "DIGITS_DATASET_NAME",
-    "SkipCounter",
-    "TransformSettings",
-    "build_eval_transform",
-    "build_train_transform",
-    "collate_image_batch",
-    "decode_image",
-    "load_digits_dataset",
-    "make_batch_transform",
-    "make_example_transform",
-    "settings_from_image_processor",
-    "to_rgb",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "DIGITS_CLASS_NAMES": "smmix_hf.data.digits",
+    "DIGITS_DATASET_NAME": "smmix_hf.data.digits",
+    "load_digits_dataset": "smmix_hf.data.digits",
+    "SkipCounter": "smmix_hf.data.images",
+    "decode_image": "smmix_hf.data.images",
+    **{
+        name: "smmix_hf.data.transforms"
+        for name in (
+            "DEIT_TRAIN_AUGMENTATION",
+            "TransformSettings",
+            "build_eval_transform",
+            "build_train_transform",
+            "collate_image_batch",
+            "make_batch_transform",
+            "make_example_transform",
+            "settings_from_image_processor",
+            "to_rgb",
+        )
+    },
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'smmix_hf.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
