@@ -480,7 +480,7 @@ def epoch_curve(runs: list[dict[str, Any]], key: str) -> tuple[list[int], list[f
 def last_fraction_change(run: dict[str, Any], fraction: float = 0.2) -> float:
     """Clean top-1 at the end minus at the start of the last ``fraction`` of epochs (section 1's test)."""
     history = run["history"]
-    start = max(0, round(len(history) * (1 - fraction)) - 1)
+    start = max(0, math.floor(len(history) * (1 - fraction)) - 1)  # the last epoch at or before 80%
     return float(history[-1]["clean_top1"]) - float(history[start]["clean_top1"])
 
 
