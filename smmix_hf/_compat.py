@@ -73,7 +73,7 @@ def restore_checkpoint_weights(model: PreTrainedModel, checkpoint: str) -> bool:
 class TrainerPrivateOverrides(Trainer):
     """The private-method overrides of ``SMMixTrainer`` (see the module docstring for why each exists).
 
-    The subclass provides ``mix_sampler`` (``state_dict`` / ``load_state_dict``) and
+    The subclass provides ``method`` (``state_dict`` / ``load_state_dict``) and
     ``stop_if_nonfinite(before: str)``.
     """
 
@@ -98,7 +98,7 @@ class TrainerPrivateOverrides(Trainer):
     def _save_rng_state(self, output_dir: str) -> None:
         super()._save_rng_state(output_dir)
         if self.args.should_save:
-            torch.save(self.mix_sampler.state_dict(), os.path.join(output_dir, SAMPLER_STATE_NAME))
+            torch.save(self.method.state_dict(), os.path.join(output_dir, SAMPLER_STATE_NAME))
         if self._stream_loader is not None:
             save_stream_position(
                 self._stream_loader, self._stream_epoch, output_dir, self.args.process_index, self.args.world_size
@@ -108,7 +108,7 @@ class TrainerPrivateOverrides(Trainer):
         super()._load_rng_state(checkpoint)
         if checkpoint is not None and os.path.isfile(os.path.join(checkpoint, SAMPLER_STATE_NAME)):
             state = torch.load(os.path.join(checkpoint, SAMPLER_STATE_NAME), weights_only=False)
-            self.mix_sampler.load_state_dict(state)
+            self.method.load_state_dict(state)
 
     def _init_training_state(
         self,

@@ -8,10 +8,11 @@ import math
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-__all__ = ["SMMIX_BIBTEX", "write_model_card"]
+__all__ = ["SMMIX_BIBTEX", "training_recipe", "write_model_card"]
 
 SMMIX_BIBTEX = "\n".join(
     [
@@ -189,3 +190,27 @@ def write_model_card(
     path = directory / "README.md"
     ModelCard(content).save(path)
     return path
+
+
+def training_recipe(args: Any, method_recipe: dict[str, object], motivator: Any = None) -> dict[str, object]:
+    """The settings that define a run's recipe: the mixing method's own, then the optimisation's."""
+    recipe: dict[str, object] = {
+        "mix_method": args.mix_method,
+        "mixup_switch_prob": args.mixup_switch_prob,
+        "mixup_alpha": args.mixup_alpha,
+        **method_recipe,
+    }
+    if motivator is not None:
+        recipe["motivator"] = motivator.config.name_or_path or type(motivator).__name__
+    recipe.update(
+        label_smoothing=args.label_smoothing_factor,
+        optimizer=args.optim,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        lr_scheduler=args.lr_scheduler_type,
+        warmup_steps=args.warmup_steps,
+        epochs=args.num_train_epochs,
+        global_batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
+        seed=args.seed,
+    )
+    return recipe

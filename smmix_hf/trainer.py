@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from typing import Any
 
 import torch
@@ -17,10 +16,11 @@ from smmix_hf.config import SMMixConfig
 from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics
 from smmix_hf.methods import MixMethod, MixSettings, build_mix_method
 from smmix_hf.mix_examples import MixExample, MixExamplesCallback
-from smmix_hf.model_card import write_model_card
+from smmix_hf.model_card import training_recipe, write_model_card
 from smmix_hf.motivator import Motivator
 from smmix_hf.nonfinite import NonFiniteTracker
 from smmix_hf.stream_resume import enable_stateful_loading
+from smmix_hf.term_log import LossTermLog
 
 __all__ = ["SMMixTrainer"]
 
@@ -72,9 +72,7 @@ class SMMixTrainer(TrainerPrivateOverrides):
         self.last_mix_example: MixExample | None = None
         if args.save_mix_examples:
             self.add_callback(MixExamplesCallback(self, args.save_mix_examples))
-        self._term_sums: dict[str, torch.Tensor] = {}
-        self._term_counts: Counter[str] = Counter()
-        self._method_counts: Counter[str] = Counter()
+        self.term_log = LossTermLog()
         self.nonfinite = NonFiniteTracker()
         if self.streams_training_data:
             enable_stateful_loading(self.accelerator)
@@ -109,14 +107,9 @@ class SMMixTrainer(TrainerPrivateOverrides):
             outputs = model(pixel_values=mixed.images)
         terms = method.losses(outputs.logits, labels, mixed, clean_logits, self.probe)
         loss = method.weighted_loss(terms)
-        self._record(method.name, terms)
+        self.term_log.record(method.name, terms)
         self.nonfinite.track(loss, self.state.global_step + 1)
         return (loss, outputs) if return_outputs else loss
-
-    @property
-    def mix_sampler(self) -> MixMethod:
-        """The run's method, whose draws' state travels with every checkpoint (the former sampler)."""
-        return self.method
 
     def _motivated_forward(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The clean no-grad forward in eval mode: clean logits and the image attention scores.
@@ -156,57 +149,21 @@ class SMMixTrainer(TrainerPrivateOverrides):
 
     # ---- logging ----
 
-    def _record(self, method: str, terms: dict[str, torch.Tensor]) -> None:
-        self._method_counts[method] += 1
-        for name, value in terms.items():
-            value = value.detach().float()
-            self._term_sums[name] = self._term_sums[name] + value if name in self._term_sums else value
-            self._term_counts[name] += 1
-
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Adds the mean loss terms and the share of batches per mix method to training logs."""
         if "loss" in logs:
             self.stop_if_nonfinite("logging")
-        if "loss" in logs and self._method_counts:
-            names = [name for name in self.method.loss_terms if self._term_counts[name]]
-            if names:
-                sums = torch.stack([self._term_sums[name] for name in names])
-                sums = nested_gather(sums, self.args.parallel_mode).view(-1, len(names)).mean(dim=0)
-                for name, total in zip(names, sums.tolist(), strict=True):
-                    logs[name] = total / self._term_counts[name]
-            batches = sum(self._method_counts.values())
-            for method, count in sorted(self._method_counts.items()):
-                logs[f"mix_share_{method}"] = count / batches
-            self._term_sums.clear()
-            self._term_counts.clear()
-            self._method_counts.clear()
+            logs.update(
+                self.term_log.flush(self.method.loss_terms, lambda t: nested_gather(t, self.args.parallel_mode))
+            )
         super().log(logs, start_time)
 
     # ---- the model card ----
 
     def smmix_recipe(self) -> dict[str, object]:
         """The settings that define this run's recipe, for the model card."""
-        args = self.args
-        recipe: dict[str, object] = {
-            "mix_method": args.mix_method,
-            "mixup_switch_prob": args.mixup_switch_prob,
-            "mixup_alpha": args.mixup_alpha,
-        }
-        recipe.update(self.method.recipe())
-        if self.motivator is not None:
-            recipe["motivator"] = self.motivator.model.config.name_or_path or type(self.motivator.model).__name__
-        recipe.update(
-            label_smoothing=args.label_smoothing_factor,
-            optimizer=args.optim,
-            learning_rate=args.learning_rate,
-            weight_decay=args.weight_decay,
-            lr_scheduler=args.lr_scheduler_type,
-            warmup_steps=args.warmup_steps,
-            epochs=args.num_train_epochs,
-            global_batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
-            seed=args.seed,
-        )
-        return recipe
+        motivator = None if self.motivator is None else self.motivator.model
+        return training_recipe(self.args, self.method.recipe(), motivator)
 
     def create_model_card(
         self,

@@ -53,9 +53,9 @@ def test_transmix_cutmix_step_equals_the_reference(tmp_path, architecture):
         model=model, args=reference_config(tmp_path, mix_method="transmix"), data_collator=collate_image_batch
     )
     size = tuple(batch["pixel_values"].shape[-2:])
-    state = trainer.mix_sampler.state_dict()
-    box = trainer.mix_sampler.draw(size, trainer.probe.token_grid(size)).box  # the box of the next step
-    trainer.mix_sampler.load_state_dict(state)
+    state = trainer.method.state_dict()
+    box = trainer.method.draw(size, trainer.probe.token_grid(size)).box  # the box of the next step
+    trainer.method.load_state_dict(state)
 
     reference_model = twin_of(model)
     expected = reference_transmix_cutmix_step(reference_model, batch["pixel_values"], batch["labels"], box)

@@ -159,8 +159,8 @@ def test_per_process_draws_seed_each_process_apart(tmp_path):
     """Shared draws: every process makes the same choices; per-process draws: seed + rank."""
     shared = [trainer_config(tmp_path, seed=5)]
     own = trainer_config(tmp_path, seed=5, per_process_draws=True)
-    first = SMMixTrainer(model=tiny_vit(), args=shared[0], data_collator=collate_image_batch).mix_sampler
-    second = SMMixTrainer(model=tiny_vit(), args=own, data_collator=collate_image_batch).mix_sampler
+    first = SMMixTrainer(model=tiny_vit(), args=shared[0], data_collator=collate_image_batch).method
+    second = SMMixTrainer(model=tiny_vit(), args=own, data_collator=collate_image_batch).method
     reference = sampler(seed=5, mixup_prob=0.0)
     grid = (4, 4)
     draws = [
