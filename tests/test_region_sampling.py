@@ -147,7 +147,8 @@ def test_mix_off_epoch_stops_mixing(tmp_path):
     assert [entry.get("mix_share_none", 0.0) for entry in logs] == [0.0, 0.0, 1.0, 1.0]
 
 
-def test_mixup_prob_is_a_deprecated_alias_of_mixup_switch_prob(tmp_path):
+def test_mixup_prob_is_a_deprecated_alias_of_mixup_switch_prob(tmp_path, monkeypatch):
+    monkeypatch.setattr("smmix_hf.config._WARNED", set())  # the warning is given once per process
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         args = trainer_config(tmp_path, mixup_switch_prob=0.5, mixup_prob=0.25)
