@@ -38,6 +38,7 @@ def summary(runs: list[dict], epochs: int) -> str:
         "training mixed-label CE (chance ln 10 = 2.303).",
         "",
     ]
+    lines += compact_table(runs, epochs)
     for variant, warmup in ARMS:
         chosen = select(runs, variant, warmup, epochs)
         if not chosen:
@@ -60,6 +61,41 @@ def summary(runs: list[dict], epochs: int) -> str:
             lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def compact_table(runs: list[dict], epochs: int) -> list[str]:
+    """CutMix and SMMix side by side at a few epochs: digit share under the windows, and clean top-1."""
+    from trap_common import epoch_curve, select
+
+    cut, smm = select(runs, "cutmix", "none", epochs), select(runs, "smmix", "none", epochs)
+    if not cut or not smm:
+        return []
+    lines = [
+        f"## Side by side (CutMix n = {len(cut)}, SMMix n = {len(smm)} seeds; mean over seeds, percent)",
+        "",
+        "| epoch | src cover: CutMix / SMMix / random | tgt avoid: CutMix / SMMix / random | "
+        "tgt occlude: CutMix / SMMix / random | clean top-1: CutMix / SMMix |",
+        "|---|---|---|---|---|",
+    ]
+    curves = {
+        (name, key): epoch_curve(chosen, key)[1]
+        for name, chosen in (("c", cut), ("s", smm))
+        for key in ("src_cover", "src_cover_random", "tgt_avoid", "tgt_avoid_random", "tgt_occlude", "clean_top1")
+    }
+    shown = sorted({1, 2, 3, 4, 5, 7, 10, 12, 15, epochs} & set(range(1, epochs + 1)))
+    for epoch in shown:
+        i = epoch - 1
+        cells = [
+            f"{100 * curves['c', key][i]:.0f} / {100 * curves['s', key][i]:.0f} / {100 * curves['c', rand][i]:.0f}"
+            for key, rand in (
+                ("src_cover", "src_cover_random"),
+                ("tgt_avoid", "tgt_avoid_random"),
+                ("tgt_occlude", "src_cover_random"),
+            )
+        ]
+        cells.append(f"{100 * curves['c', 'clean_top1'][i]:.1f} / {100 * curves['s', 'clean_top1'][i]:.1f}")
+        lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def plot(runs: list[dict], epochs: int, path: Path) -> None:
