@@ -26,21 +26,13 @@ __all__ = ["SMMixTrainer"]
 
 
 class SMMixTrainer(TrainerPrivateOverrides):
-    """Trains an image classifier with SMMix (Chen et al., ICCV 2023).
+    """Trains an image classifier with SMMix (Chen et al., ICCV 2023) or a baseline mixer.
 
-    Batches carry ``pixel_values`` and hard integer ``labels``; all mixing happens in
-    :meth:`compute_loss`, which is glue around the run's :class:`~smmix_hf.methods.MixMethod`
-    (:attr:`method`): it asks the method for a draw, runs the motivated forward when the method needs
-    clean scores / logits, lets it mix, runs the mixed forward inside the method's hooks and asks it
-    for its loss terms. An SMMix batch costs one extra no-grad forward of the clean images (the
-    "motivated" forward, in eval mode), which yields the image attention score (Eq. 6) and the clean
-    logits. The mixed batch (Eq. 7-8) is then trained with
-    ``L = w_cls·L_cls (Eq. 9) + w_fine·L_fine (Eq. 10-13) + w_con·L_con (Eq. 14)``.
-    With probability ``mixup_switch_prob`` a batch uses Mixup instead. The baselines and TransMix
-    (``mix_method``, ``label_reweighting``) train in the same trainer.
-
-    Sample ``i`` of a batch takes its source from sample ``B-1-i``; the configuration demands an even
-    per-device batch, and in a shorter final batch of odd size the middle image is its own source.
+    Batches carry ``pixel_values`` and hard integer ``labels``. :meth:`compute_loss` is glue around the
+    run's :class:`~smmix_hf.methods.MixMethod` (:attr:`method`): it asks for a draw, runs the motivated
+    forward (eval mode, no grad: the Eq. 6 scores and clean logits) when the method needs it, lets the
+    method mix (Eq. 7-8), runs the mixed forward inside the method's hooks and asks for its loss terms
+    (Eq. 9-14). Sample ``i`` takes its source from sample ``B-1-i``.
 
     Evaluation is plain cross-entropy on clean images and reports ``top1`` / ``top5`` unless other
     ``compute_metrics`` are given. The loss terms and the share of batches per mix method are logged
@@ -63,11 +55,12 @@ class SMMixTrainer(TrainerPrivateOverrides):
         if kwargs.get("compute_metrics") is None and kwargs.get("preprocess_logits_for_metrics") is None:
             kwargs["compute_metrics"] = compute_topk_metrics
             kwargs["preprocess_logits_for_metrics"] = preprocess_logits_for_metrics
-        super().__init__(model=model, args=args, **kwargs)
         seed = args.seed + (args.process_index if args.per_process_draws else 0)
         self.method: MixMethod = build_mix_method(MixSettings.from_config(args), seed)
-        self.probe = SMMixProbe(self.model) if self.method.needs_probe else None
-        self._check_model()
+        # Refuse a model the method cannot train before the Trainer sets anything up (e.g. the output directory).
+        probe = self._check_model(model) if model is not None else None
+        super().__init__(model=model, args=args, **kwargs)
+        self.probe = probe if model is not None else self._check_model(self.model)
         self.motivator = self._setup_motivator(motivator)
         self.last_mix_example: MixExample | None = None
         if args.save_mix_examples:
@@ -121,12 +114,19 @@ class SMMixTrainer(TrainerPrivateOverrides):
             return self.motivator(images, self.probe.token_grid((images.shape[-2], images.shape[-1])))
         return self.probe.motivated_forward(images, model)
 
-    def _check_model(self) -> None:
-        """Let the method refuse, before training, a model it cannot train (e.g. a 1-token grid, no class token)."""
-        image_size = getattr(self.accelerator.unwrap_model(self.model).config, "image_size", None)
+    def _check_model(self, model: nn.Module) -> SMMixProbe | None:
+        """The model's probe, once the method accepts the model (it refuses e.g. a 1-token grid, no class token)."""
+        probe = SMMixProbe(model) if self.method.needs_probe else None
+        image_size = getattr(model.config, "image_size", None)
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
-        self.method.check_model(self.probe, None if image_size is None else tuple(image_size))
+        try:
+            self.method.check_model(probe, None if image_size is None else tuple(image_size))
+        except ValueError:
+            if probe is not None:
+                probe.remove()
+            raise
+        return probe
 
     def _setup_motivator(self, motivator: nn.Module | Motivator | None) -> Motivator | None:
         """The frozen motivator on the student's device and dtype, or None for self-motivated SMMix."""

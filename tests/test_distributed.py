@@ -59,7 +59,7 @@ def test_final_checkpoint_reevaluates_to_the_same_metrics_in_one_process(two_pro
     single = main([
         "--model", str(output_dir), "--dataset_name", "sklearn-digits", "--do_train", "false", "--do_eval",
         "--output_dir", str(tmp_path), "--max_eval_samples", "64", "--crop_pct", "1.0", "--use_cpu", "true",
-        "--report_to", "none", "--per_device_eval_batch_size", "16",
+        "--report_to", "none", "--per_device_eval_batch_size", "16", "--seed", "0",
     ])  # fmt: skip
     assert single["eval_top1"] == distributed["eval_top1"]
     assert single["eval_top5"] == distributed["eval_top5"]

@@ -65,19 +65,19 @@ def test_motivated_forward_is_eval_mixed_forward_is_train(tmp_path):
 
 
 def test_mixup_share_over_300_steps_follows_mixup_prob(tmp_path):
-    """SMMix steps do two forwards (eval, then train), Mixup steps one (train)."""
+    """SMMix steps do two forwards (eval, then train), Mixup steps one (train); 300 compute_loss calls."""
     mixup_prob = 0.5
     torch.manual_seed(0)
     model = tiny_vit(num_hidden_layers=1, hidden_size=16, intermediate_size=32)
     trainer = SMMixTrainer(
-        model=model,
-        args=config(tmp_path, mixup_prob=mixup_prob, max_steps=300, learning_rate=1e-4),
-        train_dataset=digits_split("train", 32, True),
-        data_collator=collate_image_batch,
+        model=model, args=config(tmp_path, mixup_switch_prob=mixup_prob), data_collator=collate_image_batch
     )
+    batch = collate_image_batch([digits_split("validation", 2)[i] for i in range(2)])
     modes: list[bool] = []
     model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
-    trainer.train()
+    model.train()
+    for _ in range(300):
+        trainer.compute_loss(model, batch)
     smmix_steps = sum(1 for before, after in itertools.pairwise(modes) if not before and after)
     mixup_steps = sum(modes) - smmix_steps
     assert smmix_steps + mixup_steps == 300 and len(modes) == 2 * smmix_steps + mixup_steps
