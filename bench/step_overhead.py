@@ -1,7 +1,7 @@
 """What an SMMix training step costs next to CutMix, Mixup and no mixing, measured in one process.
 
 Times ``SMMixTrainer.training_step`` (forward + backward; the optimizer step is excluded) for
-``mix_method`` none / mixup / cutmix / smmix, every method with ``mixup_prob: 0`` so each batch uses
+``mix_method`` none / mixup / cutmix / smmix, every method with ``mixup_switch_prob: 0`` so each batch uses
 that method, plus the no-grad forward alone. Runs are interleaved (A B C D E, A B C D E, ...) after
 warm-up and the median of each is reported, so machine noise hits every method alike. The last
 line is ``smmix/cutmix = X.XX (floor Y.YY)``, where the floor ``1 + forward / cutmix`` is SMMix's
@@ -91,7 +91,7 @@ def build_trainers(model, args: argparse.Namespace, methods: list[str], output_d
         config = SMMixConfig(
             output_dir=output_dir,
             mix_method=method,
-            mixup_prob=0.0,
+            mixup_switch_prob=0.0,
             per_device_train_batch_size=args.batch_size,
             use_cpu=args.device == "cpu",
             report_to="none",
@@ -210,7 +210,7 @@ def report(args: argparse.Namespace, timings: dict[str, list[float]], peaks: dic
         print(f"{name:<10}{seconds:>10.3f}{images_per_second:>10.1f}{ratio:>11}{peaks[name] / 2**20:>10.1f}")
     if {"smmix", "cutmix", "mixup"} <= medians.keys():
         half = 0.5 * (medians["smmix"] + medians["mixup"]) / (0.5 * (medians["cutmix"] + medians["mixup"]))
-        print(f"with mixup_prob 0.5: smmix/cutmix = {half:.2f}")
+        print(f"with mixup_switch_prob 0.5: smmix/cutmix = {half:.2f}")
         print(f"peak memory smmix/cutmix = {peaks['smmix'] / max(peaks['cutmix'], 1):.2f}")
     if {"smmix", "cutmix", "forward"} <= medians.keys():
         floor = 1 + medians["forward"] / medians["cutmix"]

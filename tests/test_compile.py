@@ -20,7 +20,7 @@ def test_torch_compile_builds_each_graph_once(tmp_path):
         output_dir=str(tmp_path),
         per_device_train_batch_size=8,
         max_steps=10,
-        mixup_prob=0.5,
+        mixup_switch_prob=0.5,
         torch_compile=True,
         use_cpu=True,
         report_to="none",

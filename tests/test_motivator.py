@@ -24,7 +24,7 @@ def make_config(tmp_path, **overrides) -> SMMixConfig:
         max_steps=3,
         learning_rate=1e-3,
         logging_steps=1,
-        mixup_prob=0.0,
+        mixup_switch_prob=0.0,
         save_strategy="no",
         report_to="none",
         use_cpu=True,
@@ -125,7 +125,8 @@ def test_cli_motivator_model_from_a_local_directory(tmp_path):
             "--config_overrides", "image_size=32,patch_size=8,hidden_size=32,num_hidden_layers=1,num_attention_heads=2",
             "--motivator_model", str(teacher_dir), "--dataset_name", "sklearn-digits",
             "--max_train_samples", "16", "--max_eval_samples", "16", "--output_dir", str(output_dir), "--do_train",
-            "--max_steps", "2", "--per_device_train_batch_size", "8", "--mixup_prob", "0", "--save_strategy", "no",
+            "--max_steps", "2", "--per_device_train_batch_size", "8", "--mixup_switch_prob", "0",
+            "--save_strategy", "no",
             "--report_to", "none", "--use_cpu", "--disable_tqdm", "true",
         ]
     )  # fmt: skip

@@ -52,7 +52,7 @@ def test_motivated_forward_is_eval_mixed_forward_is_train(tmp_path):
     recorder = ForwardRecorder(model)
     trainer = SMMixTrainer(
         model=model,
-        args=config(tmp_path, mixup_prob=0.0, max_steps=3),
+        args=config(tmp_path, mixup_switch_prob=0.0, max_steps=3),
         train_dataset=digits_split("train", 16, True),
         data_collator=collate_image_batch,
     )
@@ -114,7 +114,7 @@ def test_gradient_accumulation_equals_the_mean_of_reference_micro_batch_gradient
         tmp_path,
         per_device_train_batch_size=4,
         gradient_accumulation_steps=2,
-        mixup_prob=0.0,
+        mixup_switch_prob=0.0,
         max_steps=1,
         optim="sgd",
         learning_rate=1.0,

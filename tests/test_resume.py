@@ -21,7 +21,7 @@ DEMO = str(REPO_ROOT / "configs" / "demo.yaml")
 # 1,437 training digits at batch 32: 45 steps per epoch, so every checkpoint below is mid-epoch.
 RUN = ["--config", DEMO, "--max_steps", "12", "--save_strategy", "steps", "--save_steps", "4",
        "--per_device_train_batch_size", "32", "--logging_steps", "4", "--disable_tqdm", "true", "--do_eval", "false",
-       "--mixup_prob", "0.5", "--seed", "7"]  # fmt: skip
+       "--mixup_switch_prob", "0.5", "--seed", "7"]  # fmt: skip
 
 
 def final_weights(output_dir: Path) -> dict[str, torch.Tensor]:

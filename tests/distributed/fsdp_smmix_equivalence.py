@@ -29,7 +29,7 @@ def main() -> None:
     model = tiny_vit()
     reference = copy.deepcopy(model)
     with tempfile.TemporaryDirectory() as output_dir:
-        args = SMMixConfig(output_dir=output_dir, mixup_prob=0.0, use_cpu=True, report_to="none", seed=3)
+        args = SMMixConfig(output_dir=output_dir, mixup_switch_prob=0.0, use_cpu=True, report_to="none", seed=3)
         sharded_trainer = SMMixTrainer(model=model, args=args)
         reference_trainer = SMMixTrainer(model=reference, args=args)
     for layer in model.vit.layers:
