@@ -95,6 +95,14 @@ class SMMixConfig(TrainingArguments):
             "False draws both windows at random token-aligned positions (Tab. 7 ablation)."
         },
     )
+    motivation_warmup_epochs: float = field(
+        default=0.0,
+        metadata={
+            "help": "SMMix batches use random windows and no L_con for this many epochs first, then max-min "
+            "windows and L_con (0: from the first step, as the paper). From scratch, a model's attention does "
+            "not yet find the objects; see the README's Evidence section."
+        },
+    )
     cls_loss_weight: float = field(default=1.0, metadata={"help": "Weight of L_cls, the mixed-label CE (Eq. 9)."})
     fine_loss_weight: float = field(
         default=1.0,
@@ -184,7 +192,7 @@ class SMMixConfig(TrainingArguments):
                 "need 0 <= region_scale_min <= region_scale_max <= 1; got "
                 f"region_scale_min={self.region_scale_min}, region_scale_max={self.region_scale_max}."
             )
-        for name in ("cls_loss_weight", "fine_loss_weight", "consistency_loss_weight"):
+        for name in ("cls_loss_weight", "fine_loss_weight", "consistency_loss_weight", "motivation_warmup_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}.")
         if self.consistency_target not in CONSISTENCY_TARGETS:

@@ -84,6 +84,23 @@ def test_mixup_share_over_300_steps_follows_mixup_prob(tmp_path):
     assert abs(mixup_steps / 300 - mixup_prob) <= 0.07
 
 
+def test_motivation_warmup_uses_random_windows_without_the_motivated_forward_then_max_min(tmp_path):
+    """Epoch 0 of 2 is the warm-up: one (train-mode) forward per step and no L_con; epoch 1: both, as the paper."""
+    torch.manual_seed(0)
+    model = tiny_vit()
+    args = config(tmp_path, mixup_switch_prob=0.0, num_train_epochs=2, logging_steps=1, motivation_warmup_epochs=1)
+    trainer = SMMixTrainer(
+        model=model, args=args, train_dataset=digits_split("train", 4, True), data_collator=collate_image_batch
+    )
+    modes: list[bool] = []
+    model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
+    trainer.train()
+    assert modes == [True, True, False, True, False, True]  # 2 steps per epoch; eval-mode motivated forwards later
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert ["loss_con" in entry for entry in logs] == [False, False, True, True]
+    assert all("loss_fine" in entry for entry in logs)
+
+
 class InOrder(IterableDataset):
     """Yields examples in a fixed order, so the micro-batches of an accumulated step are known."""
 

@@ -41,8 +41,9 @@ class MixSettings:
 
     Parameters that choose the method: ``mix_method``, ``mixup_switch_prob``, ``mix_prob``, ``mix_off_epoch``.
     Parameters of the draws: ``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``region_scale``,
-    ``region_sampling``. Parameters of SMMix's windows and losses: ``max_min_regions``, the three loss
-    weights, ``consistency_target``, ``label_smoothing`` (in every soft target) and ``label_reweighting``.
+    ``region_sampling``. Parameters of SMMix's windows and losses: ``max_min_regions``,
+    ``motivation_warmup_epochs``, the three loss weights, ``consistency_target``, ``label_smoothing`` (in every
+    soft target) and ``label_reweighting``.
     """
 
     mix_method: str = "smmix"
@@ -55,6 +56,7 @@ class MixSettings:
     region_scale: tuple[float, float] = (0.25, 0.75)
     region_sampling: str = "official"
     max_min_regions: bool = True
+    motivation_warmup_epochs: float = 0.0
     cls_loss_weight: float = 1.0
     fine_loss_weight: float = 1.0
     consistency_loss_weight: float = 1.0
@@ -76,6 +78,7 @@ class MixSettings:
             region_scale=(args.region_scale_min, args.region_scale_max),
             region_sampling=args.region_sampling,
             max_min_regions=args.max_min_regions,
+            motivation_warmup_epochs=args.motivation_warmup_epochs,
             cls_loss_weight=args.cls_loss_weight,
             fine_loss_weight=args.fine_loss_weight,
             consistency_loss_weight=args.consistency_loss_weight,

@@ -35,11 +35,15 @@ class SMMix(MixMethod):
     ``L = w_cls·L_cls (Eq. 9) + w_fine·L_fine (Eq. 10-13) + w_con·L_con (Eq. 14)``.
 
     ``max_min_regions=False`` places both windows at random (Tab. 7 ablation); a zero weight drops its term
-    (Tab. 7). A label re-weighting (TransMix, Tab. 6) changes λ in L_cls only; L_con keeps the area share.
+    (Tab. 7). During the first ``motivation_warmup_epochs`` epochs the windows are random and L_con is off,
+    so the batch needs no motivated forward: a model trained from scratch does not yet attend to its
+    objects, and its own attention and near-uniform predictions would otherwise drive the mixing. A label
+    re-weighting (TransMix, Tab. 6) changes λ in L_cls only; L_con keeps the area share.
     """
 
     pastes_window = True
     accepts_motivator = True
+    warming_up = False  # set by each draw from the epoch
 
     @property
     def needs_probe(self) -> bool:
@@ -48,7 +52,7 @@ class SMMix(MixMethod):
     @property
     def needs_clean_forward(self) -> bool:
         settings = self.settings
-        return settings.max_min_regions or settings.consistency_loss_weight > 0
+        return not self.warming_up and (settings.max_min_regions or settings.consistency_loss_weight > 0)
 
     def check_model(self, probe: SMMixProbe | None, image_size: tuple[int, int] | None) -> None:
         if image_size is not None:
@@ -60,6 +64,7 @@ class SMMix(MixMethod):
         if grid is None:
             raise ValueError("SMMix needs the model's token grid to size its window.")
         settings = self.settings
+        self.warming_up = epoch is not None and epoch < settings.motivation_warmup_epochs
         size = draw_region_size(self.random.numpy, grid, settings.region_scale, settings.region_sampling)
         return MixDraw(self.name, region_size=size, grid_size=grid, mixer=self)
 
@@ -71,7 +76,7 @@ class SMMix(MixMethod):
         scores: torch.Tensor | None = None,
     ) -> Mixed:
         source_index = flip_pairing(images.shape[0], device=images.device)
-        if self.settings.max_min_regions:
+        if self.settings.max_min_regions and not self.warming_up:
             result = smmix_images(images, scores, draw.region_size, source_index)
         else:
             grid, size = draw.grid_size, draw.region_size
@@ -120,7 +125,7 @@ class SMMix(MixMethod):
         terms = {"loss_cls": soft_target_cross_entropy(logits, label)}
         if settings.fine_loss_weight > 0:
             terms["loss_fine"] = fine_grained_loss(probe.region_logits, labels, source_index, num_classes, smoothing)
-        if settings.consistency_loss_weight > 0:
+        if settings.consistency_loss_weight > 0 and not self.warming_up:
             target = consistency_target(clean_logits, source_index, area, settings.consistency_target)
             terms["loss_con"] = consistency_loss(logits, target)
         return terms

@@ -75,7 +75,7 @@ class MixSwitch(MixMethod):
         return self.primary
 
     def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, epoch: float | None = None) -> MixDraw:
-        return self.choose(epoch).draw(image_size, grid)
+        return self.choose(epoch).draw(image_size, grid, epoch)
 
     def mix(
         self,
