@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Issue 13, sections 1 and 5: clean top-1 against the epoch budget, CutMix vs SMMix, warm-started.
+"""clean top-1 against the epoch budget, CutMix vs SMMix, warm-started.
 
 From scratch, this machine cannot train the canvas task to convergence (CutMix is still rising at 20
-epochs, see ``trap_mechanism.py``). This experiment uses the issue's warm-start option instead: the
+epochs, see ``trap_mechanism.py``). This experiment uses a warm start instead: the
 same ViT (``trap_common.py``) is first trained without mixing on the full-frame 32 px digits (the digit
 fills the image; one checkpoint, seed 0, made here if missing under ``outputs/``), then fine-tuned on
 the 32 px canvas digits with each method for each epoch budget (its own cosine schedule per budget).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Issue 13, section 2: the mixing mechanism in isolation (paper Fig. 5a, AutoMix's protocol).
+"""the mixing mechanism in isolation (paper Fig. 5a, AutoMix's protocol).
 
 A fixed evaluator, trained without any mixing (the full-frame-digits warm start of ``trap_common.py``
 fine-tuned on the 32 px canvas digits with ``mix_method=none``), scores held-out pairs mixed three ways:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Issue 13, section 4: the paper's Tab. 7 rows at this scale, several seeds.
+"""the paper's Tab. 7 rows at this scale, several seeds.
 
 Rows: CutMix; max-min mixing only (``fine_loss_weight 0``, ``consistency_loss_weight 0``); + L_con;
 + L_fine; all three terms. Same regime as ``epoch_budget.py``: the ViT of ``trap_common.py`` warm-started

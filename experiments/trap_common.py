@@ -1,4 +1,4 @@
-"""Shared pieces of the issue-13 experiments: the small canvas regime, the window probe, the warm-up.
+"""Shared pieces of the local-object experiments: the small canvas regime, the window probe, the warm-up.
 
 The regime is scaled down to fit a 2-core machine shared with other work (one thread per run):
 
@@ -84,7 +84,7 @@ def load_splits(renderings: int = 2, data_seed: int = 0) -> tuple[datasets.Datas
 def version_kwargs() -> dict[str, Any]:
     """The Mixup switch at p = 0.5 and δ ~ U(0.25, 0.75) with side ⌊δ·g⌋, in the names of the checked-out package.
 
-    Up to commit 96d0e8e the switch was ``mixup_prob`` and the side was always ⌊δ·g⌋; from 121be5b on it is
+    Older runs used ``mixup_prob`` and the side ⌊δ·g⌋; later ones use
     ``mixup_switch_prob`` and ``region_sampling`` defaults to "official", so "continuous" keeps runs comparable.
     """
     fields = {field.name for field in dataclasses.fields(SMMixConfig)}
@@ -212,9 +212,9 @@ class WarmupCallback(TrainerCallback):
 
     ``random_windows`` sets ``max_min_regions=False``; ``no_consistency`` sets
     ``consistency_loss_weight=0``; the configured values come back at the first step of epoch ``epochs``.
-    The knobs are set on ``trainer.args`` (which the trainer read at every step up to commit 96d0e8e)
+    The knobs are set on ``trainer.args`` (which older trainers read at every step)
     and, where the trainer holds its method objects with frozen ``MixSettings`` (``trainer.method`` and
-    its ``parts``, from commit 121be5b on), on every method's ``settings`` as well. Set :attr:`trainer`
+    its ``parts``), on every method's ``settings`` as well. Set :attr:`trainer`
     before training.
     """
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Issue 13, section 3 (fix): a warm-up against SMMix's early-training trap, tested with 5 seeds.
+"""a warm-up against SMMix's early-training trap, tested with 5 seeds.
 
 Arms, all from scratch on the 32 px canvas digits (``trap_common.py``), same recipe and budget:
 

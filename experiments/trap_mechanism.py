@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Issue 13, section 3: does self-motivation find the objects early in training?
+"""does self-motivation find the objects early in training?
 
 Trains CutMix and SMMix (all three terms) from scratch on the 32 px canvas digits (``trap_common.py``)
 and, at every epoch end, runs the model's motivated forward on the 360 held-out canvases, whose digit
