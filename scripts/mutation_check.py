@@ -219,7 +219,8 @@ def run_tests(package_parent: Path) -> tuple[bool, str]:
     result = subprocess.run(command, cwd=package_parent, env=env, capture_output=True, text=True)
     failed = re.findall(r"^FAILED (\S+)", result.stdout, flags=re.MULTILINE)
     errors = re.findall(r"^ERROR (\S+)", result.stdout, flags=re.MULTILINE)
-    first = (failed or errors or [""])[0].replace(str(ROOT) + "/", "")
+    first = (failed or errors or [""])[0]
+    first = first[first.find("tests/") :] if "tests/" in first else first
     if not failed and not errors and result.returncode != 0:
         first = "(did not run: " + (result.stdout + result.stderr).strip().splitlines()[-1] + ")"
     return result.returncode == 0, first
