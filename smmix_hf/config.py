@@ -216,11 +216,6 @@ class SMMixConfig(TrainingArguments):
     def region_scale(self) -> tuple[float, float]:
         return self.region_scale_min, self.region_scale_max
 
-    @property
-    def uses_motivated_forward(self) -> bool:
-        """Whether SMMix batches need the clean no-grad forward (scores or clean logits)."""
-        return self.max_min_regions or self.consistency_loss_weight > 0
-
 
 _WARNED: set[str] = set()
 

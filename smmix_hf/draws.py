@@ -136,12 +136,3 @@ def draw_cutmix_box(
     top, bottom = max(center_y - cut_h // 2, 0), min(center_y + cut_h // 2, height)
     left, right = max(center_x - cut_w // 2, 0), min(center_x + cut_w // 2, width)
     return top, bottom, left, right
-
-
-def __getattr__(name: str) -> Any:
-    """The names that moved to :mod:`smmix_hf.methods`, still importable from here."""
-    if name in ("MixSampler", "MixDraw", "MIX_METHODS"):
-        from smmix_hf import methods
-
-        return getattr(methods, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

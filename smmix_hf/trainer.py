@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import torch
@@ -153,9 +154,8 @@ class SMMixTrainer(TrainerPrivateOverrides):
         """Adds the mean loss terms and the share of batches per mix method to training logs."""
         if "loss" in logs:
             self.stop_if_nonfinite("logging")
-            logs.update(
-                self.term_log.flush(self.method.loss_terms, lambda t: nested_gather(t, self.args.parallel_mode))
-            )
+            gather = partial(nested_gather, parallel_mode=self.args.parallel_mode)
+            logs.update(self.term_log.flush(self.method.loss_terms, gather))
         super().log(logs, start_time)
 
     # ---- the model card ----

@@ -15,7 +15,7 @@ from smmix_hf.analyze.__main__ import main
 from smmix_hf.analyze.mixed_accuracy import score_mixed_batch
 from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.data.digits import load_digits_dataset
-from smmix_hf.draws import MixSampler
+from smmix_hf.methods import MixSampler
 from smmix_hf.mixing import smmix_images
 
 

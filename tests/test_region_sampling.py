@@ -15,7 +15,7 @@ from tiny_models import tiny_vit
 
 from smmix_hf import SMMixConfig, SMMixTrainer
 from smmix_hf.data.transforms import collate_image_batch
-from smmix_hf.draws import MixSampler
+from smmix_hf.methods import MixSampler
 
 DRAWS = 20_000
 

@@ -21,8 +21,9 @@ from smmix_hf.cli.errors import run_command, usage_errors
 from smmix_hf.cli.learning_rate import scaled_learning_rate
 from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.preflight import check_extras, check_image_size, check_output_dir, check_push_to_hub
+from smmix_hf.config import SMMixConfig
 from smmix_hf.data.labels import model_label_names
-from smmix_hf.data.pipeline import prepare_datasets, transform_settings
+from smmix_hf.data.pipeline import PreparedData, prepare_datasets, transform_settings
 from smmix_hf.data.sources import load_image_dataset
 from smmix_hf.data.transforms import (
     build_eval_transform,
@@ -94,10 +95,7 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
     data = prepare_datasets(
         splits, train_transform, eval_transform, data_args, training_args, label2id=model.config.label2id
     )
-    if data.max_steps is not None:  # a streamed training split has no length
-        training_args.max_steps = data.max_steps
-        if training_args.accelerator_config.dispatch_batches is None:
-            training_args.accelerator_config.dispatch_batches = False  # every process reads its own shards
+    apply_stream_plan(training_args, data)
 
     motivator = load_motivator(model_args.motivator_model, **hub_kwargs) if model_args.motivator_model else None
     trainer = SMMixTrainer(
@@ -148,6 +146,16 @@ def train_and_evaluate(trainer: SMMixTrainer, data_args: DataArguments, model_ar
             push_final_model(trainer, **card_fields)
     trainer.accelerator.end_training()
     return metrics
+
+
+def apply_stream_plan(training_args: SMMixConfig, data: PreparedData) -> None:
+    """A streamed training split has no length: take the ``max_steps`` the data plan computed, and let every
+    process read its own shards (``dispatch_batches`` off) unless the user set it."""
+    if data.max_steps is None:
+        return
+    training_args.max_steps = data.max_steps
+    if training_args.accelerator_config.dispatch_batches is None:
+        training_args.accelerator_config.dispatch_batches = False
 
 
 def push_final_model(trainer: SMMixTrainer, **card_fields: Any) -> None:

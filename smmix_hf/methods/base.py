@@ -75,7 +75,7 @@ class MixSettings:
             mixup_alpha=args.mixup_alpha,
             cutmix_alpha=args.cutmix_alpha,
             cutmix_minmax=tuple(args.cutmix_minmax) if args.cutmix_minmax else None,
-            region_scale=(args.region_scale_min, args.region_scale_max),
+            region_scale=args.region_scale,
             region_sampling=args.region_sampling,
             max_min_regions=args.max_min_regions,
             motivation_warmup_epochs=args.motivation_warmup_epochs,

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from smmix_hf.cli.parser import parse_args
+from smmix_hf.cli.train import apply_stream_plan
 from smmix_hf.data.labels import model_label_names
 from smmix_hf.data.pipeline import prepare_datasets, transform_settings
 from smmix_hf.data.sources import load_image_dataset
@@ -37,10 +38,7 @@ def record_layout(record_dir: str, layout: str, argv: list[str]) -> None:
     settings = transform_settings(build_image_processor(model, model_args.model_name_or_path, True), data_args)
     transform = build_eval_transform(settings)
     data = prepare_datasets(splits, transform, transform, data_args, args, label2id=model.config.label2id)
-    if data.max_steps is not None:
-        args.max_steps = data.max_steps
-        if args.accelerator_config.dispatch_batches is None:
-            args.accelerator_config.dispatch_batches = False
+    apply_stream_plan(args, data)
     trainer = SMMixTrainer(model=model, args=args, train_dataset=data.train, data_collator=collate_image_batch)
     loader = trainer.get_train_dataloader()
     epochs = []
