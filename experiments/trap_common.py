@@ -50,6 +50,22 @@ SCALE = (0.3125, 0.5)  # 10-16 px digits on the 32 px canvas
 SIDES = (2, 3, 4, 5)  # floor(δ·8) for δ ~ U(0.25, 0.75): each side has probability 1/4
 CHANCE_LOSS = math.log(10)
 
+# The demo's training recipe, shared by every run here (learning rate, epochs and seed are per run).
+RECIPE = dict(
+    per_device_train_batch_size=64,
+    per_device_eval_batch_size=256,
+    weight_decay=0.05,
+    lr_scheduler_type="cosine",
+    warmup_steps=50,
+    eval_strategy="no",
+    save_strategy="no",
+    logging_strategy="epoch",
+    report_to="none",
+    disable_tqdm=True,
+    dataloader_num_workers=0,
+    use_cpu=True,
+)
+
 # Named SMMix variants: SMMixConfig overrides (and the warm-up of the fix, if any).
 VARIANTS: dict[str, dict[str, Any]] = {
     "none": {"mix_method": "none"},
@@ -281,20 +297,9 @@ def train_run(
         **VARIANTS[variant],
         **version_kwargs(),
         num_train_epochs=epochs,
-        per_device_train_batch_size=64,
-        per_device_eval_batch_size=256,
         learning_rate=learning_rate,
-        weight_decay=0.05,
-        lr_scheduler_type="cosine",
-        warmup_steps=50,
-        eval_strategy="no",
-        save_strategy="no",
-        logging_strategy="epoch",
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
         seed=seed,
-        use_cpu=True,
+        **RECIPE,
     )
     probe = WindowProbeCallback(held_out)
     callbacks: list[TrainerCallback] = [probe] if probe_every_epoch else []
@@ -504,20 +509,9 @@ def pretrain(path: Path, epochs: int = 15) -> None:
         output_dir=str(path) + "-trainer",
         mix_method="none",
         num_train_epochs=epochs,
-        per_device_train_batch_size=64,
-        per_device_eval_batch_size=256,
         learning_rate=2e-3,
-        weight_decay=0.05,
-        lr_scheduler_type="cosine",
-        warmup_steps=50,
-        eval_strategy="no",
-        save_strategy="no",
-        logging_strategy="epoch",
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
         seed=0,
-        use_cpu=True,
+        **RECIPE,
     )
     trainer = SMMixTrainer(
         model=build_model(),
