@@ -17,7 +17,8 @@ Defaults are DeiT-T's shape (ViT, 224 px, patch 16, width 192, 12 layers, 3 head
 batch 16, CPU, fp32, SDPA attention::
 
     python bench/step_overhead.py
-    python bench/step_overhead.py --device cuda --dtype bf16 --hidden-size 384 --heads 6 --batch-size 256
+    python bench/step_overhead.py --device cuda --bf16 --batch-size 256 \
+        --config tests/fixtures/hub/facebook/deit-small-patch16-224   # DeiT-S, 1000 classes
 
 Profile of one SMMix step (torch.profiler, CPU, defaults): nearly all the time is in the two
 forwards and the backward's matmuls (``aten::addmm``, ``aten::mm``, ``aten::bmm``,
@@ -57,6 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per method first")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--bf16", action="store_const", const="bf16", dest="dtype", help="same as --dtype bf16")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="a checkpoint folder whose config.json gives the model (e.g. "
+        "tests/fixtures/hub/facebook/deit-small-patch16-224); overrides the shape flags",
+    )
     parser.add_argument("--attn-implementation", default="sdpa")
     parser.add_argument("--methods", default="none,mixup,cutmix,smmix")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one SMMix step")
@@ -65,8 +73,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_model(args: argparse.Namespace):
     import torch
-    from transformers import ViTConfig, ViTForImageClassification
+    from transformers import AutoConfig, AutoModelForImageClassification, ViTConfig, ViTForImageClassification
 
+    if args.config is not None:
+        config = AutoConfig.from_pretrained(args.config)
+        config._attn_implementation = args.attn_implementation
+        args.hidden_size, args.layers = config.hidden_size, config.num_hidden_layers
+        args.heads = config.num_attention_heads
+        args.image_size, args.patch_size, args.num_labels = config.image_size, config.patch_size, config.num_labels
+        torch.manual_seed(0)
+        return AutoModelForImageClassification.from_config(config).to(args.device)
     config = ViTConfig(
         image_size=args.image_size,
         patch_size=args.patch_size,
@@ -198,7 +214,7 @@ def report(args: argparse.Namespace, timings: dict[str, list[float]], peaks: dic
     medians = {name: statistics.median(values) for name, values in timings.items()}
     memory_kind = "CUDA max allocated" if args.device == "cuda" else "CPU peak RSS delta"
     print(
-        f"model: ViT width {args.hidden_size}, {args.layers} layers, {args.heads} heads, "
+        f"model: {args.config or 'ViT'} width {args.hidden_size}, {args.layers} layers, {args.heads} heads, "
         f"{args.image_size}px/patch {args.patch_size}, {args.num_labels} classes | batch {args.batch_size} | "
         f"{args.device} {args.dtype} | attention {args.attn_implementation} | median of {args.repeats}"
     )

@@ -43,7 +43,9 @@ BATCH = 60
 def score_ways(model: torch.nn.Module, held_out: dict[str, torch.Tensor], repeat: int) -> dict[str, dict[str, int]]:
     """Hits of the three mixing ways on one shuffle of the held-out pairs."""
     import numpy as np
-    from trap_common import CANVAS, GRID
+    from trap_common import CANVAS32
+
+    CANVAS, GRID = CANVAS32.canvas, CANVAS32.grid
 
     from smmix_hf.analyze.mixed_accuracy import score_mixed_batch
     from smmix_hf.backbones.probe import SMMixProbe

@@ -41,14 +41,49 @@ from smmix_hf.data import (
     make_batch_transform,
     settings_from_image_processor,
 )
+from smmix_hf.draws import region_size_range
 from smmix_hf.mixing import select_windows
 
-CANVAS = 32
-PATCH = 4
-GRID = CANVAS // PATCH
-SCALE = (0.3125, 0.5)  # 10-16 px digits on the 32 px canvas
-SIDES = (2, 3, 4, 5)  # floor(δ·8) for δ ~ U(0.25, 0.75): each side has probability 1/4
 CHANCE_LOSS = math.log(10)
+
+
+@dataclasses.dataclass(frozen=True)
+class Regime:
+    """One local-object setting: canvas, digit sizes, ViT shape, training renderings, crop, window sampling.
+
+    ``sides`` are the SMMix window sides the hit rates average over, each equally likely: the official
+    sampling draws them uniformly from ``⌊0.25·g⌋ … ⌊0.75·g⌋``; the continuous one floors ``δ·g`` for
+    δ ~ U(0.25, 0.75), which for the 8 × 8 grid makes 2, 3, 4, 5 equally likely.
+    """
+
+    name: str
+    canvas: int
+    patch: int
+    scale: tuple[float, float]
+    noise: float
+    width: int
+    renderings: int
+    crop_scale_min: float
+    region_sampling: str
+
+    @property
+    def grid(self) -> int:
+        return self.canvas // self.patch
+
+    @property
+    def sides(self) -> tuple[int, ...]:
+        if self.region_sampling == "continuous":
+            return tuple(sorted({max(1, math.floor(share * self.grid)) for share in (0.25, 0.375, 0.5, 0.625)}))
+        return tuple(side for side, _ in region_size_range((self.grid, self.grid), (0.25, 0.75)))
+
+
+REGIMES = {
+    # 10-16 px digits on a 32 px canvas, ViT width 96 / patch 4 (8 × 8 tokens): fits 1 CPU thread a run.
+    "canvas32": Regime("canvas32", 32, 4, (0.3125, 0.5), 0.25, 96, 2, 0.8, "continuous"),
+    # 16-24 px digits on a 48 px canvas, the demo's ViT (width 128, patch 8: 6 × 6 tokens), 3 renderings.
+    "canvas48": Regime("canvas48", 48, 8, (1 / 3, 1 / 2), 0.1, 128, 3, 0.8, "official"),
+}
+CANVAS32 = REGIMES["canvas32"]
 
 # The demo's training recipe, shared by every run here (learning rate, epochs and seed are per run).
 RECIPE = dict(
@@ -75,15 +110,32 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "maxmin_con": {"mix_method": "smmix", "fine_loss_weight": 0.0},
     "maxmin_fine": {"mix_method": "smmix", "consistency_loss_weight": 0.0},
     "random_windows": {"mix_method": "smmix", "max_min_regions": False},
+    # The fix: random windows and no L_con for the first quarter of the epochs (motivation_warmup_epochs).
+    "smmix_warmup25": {"mix_method": "smmix", "motivation_warmup_share": 0.25},
+    # Consistency target (the paper's λ-mix of probabilities instead of the official λ-mix of logits).
+    "smmix_probs": {"mix_method": "smmix", "consistency_target": "probs"},
+    # δ strategies (Tab. 8): the paper's continuous δ ~ U(0.25, 0.75), δ ~ U(0, 1), δ fixed at 0.5.
+    "delta_continuous": {"mix_method": "smmix", "region_sampling": "continuous"},
+    "delta_u01": {"mix_method": "smmix", "region_scale_min": 0.0, "region_scale_max": 1.0},
+    "delta_half": {"mix_method": "smmix", "region_scale_min": 0.5, "region_scale_max": 0.5},
 }
 
 
-def load_splits(renderings: int = 2, data_seed: int = 0) -> tuple[datasets.DatasetDict, ViTImageProcessor, dict]:
+def load_splits(
+    renderings: int | None = None, data_seed: int = 0, regime: Regime = CANVAS32
+) -> tuple[datasets.DatasetDict, ViTImageProcessor, dict]:
     """Canvas splits with the package's transforms, and the raw validation tensors with their boxes."""
-    splits = load_canvas_digits(canvas_size=CANVAS, scale=SCALE, noise=0.25, seed=data_seed, renderings=renderings)
-    processor = ViTImageProcessor(size={"height": CANVAS, "width": CANVAS}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    canvas = regime.canvas
+    splits = load_canvas_digits(
+        canvas_size=canvas,
+        scale=regime.scale,
+        noise=regime.noise,
+        seed=data_seed,
+        renderings=regime.renderings if renderings is None else renderings,
+    )
+    processor = ViTImageProcessor(size={"height": canvas, "width": canvas}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     settings = settings_from_image_processor(
-        processor, horizontal_flip=False, crop_pct=1.0, random_resized_crop_scale=(0.8, 1.0)
+        processor, horizontal_flip=False, crop_pct=1.0, random_resized_crop_scale=(regime.crop_scale_min, 1.0)
     )
     eval_transform = build_eval_transform(settings)
     validation = splits["validation"]
@@ -98,7 +150,8 @@ def load_splits(renderings: int = 2, data_seed: int = 0) -> tuple[datasets.Datas
 
 
 def version_kwargs() -> dict[str, Any]:
-    """The Mixup switch at p = 0.5 and δ ~ U(0.25, 0.75) with side ⌊δ·g⌋, in the names of the checked-out package.
+    """The Mixup switch at p = 0.5 and δ ~ U(0.25, 0.75) with side ⌊δ·g⌋ (the canvas32 runs), in the names of the
+    checked-out package.
 
     Older runs used ``mixup_prob`` and the side ⌊δ·g⌋; later ones use
     ``mixup_switch_prob`` and ``region_sampling`` defaults to "official", so "continuous" keeps runs comparable.
@@ -120,10 +173,10 @@ def code_version() -> str:
     return head.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def build_model(width: int = 96, layers: int = 4) -> ViTForImageClassification:
+def build_model(width: int = 96, layers: int = 4, regime: Regime = CANVAS32) -> ViTForImageClassification:
     config = ViTConfig(
-        image_size=CANVAS,
-        patch_size=PATCH,
+        image_size=regime.canvas,
+        patch_size=regime.patch,
         hidden_size=width,
         num_hidden_layers=layers,
         num_attention_heads=4,
@@ -136,10 +189,12 @@ def build_model(width: int = 96, layers: int = 4) -> ViTForImageClassification:
 
 
 @torch.no_grad()
-def window_hit_rates(model: torch.nn.Module, held_out: dict[str, torch.Tensor]) -> dict[str, float]:
+def window_hit_rates(
+    model: torch.nn.Module, held_out: dict[str, torch.Tensor], regime: Regime = CANVAS32
+) -> dict[str, float]:
     """Clean top-1 and how well the model's max / min windows find / avoid the digit, against random windows.
 
-    Per image and window side s in :data:`SIDES` (equally likely, as δ ~ U(0.25, 0.75) makes them):
+    Per image and window side s in ``regime.sides`` (equally likely):
 
     * ``src_hit``: the max-score window (the one SMMix cuts from a source) overlaps the digit's tokens;
     * ``src_cover``: share of the digit's tokens inside that window;
@@ -149,16 +204,18 @@ def window_hit_rates(model: torch.nn.Module, held_out: dict[str, torch.Tensor]) 
     ``*_random`` is the exact expectation of the same quantity over uniformly placed windows.
     """
     images, labels, boxes = held_out["pixel_values"], held_out["labels"], held_out["boxes"]
+    canvas, grid = regime.canvas, regime.grid
     probe, was_training = SMMixProbe(model), model.training
+    device = next(model.parameters()).device
     model.eval()
     try:
-        with probe.reading_attention((CANVAS, CANVAS)):
-            logits = model(pixel_values=images).logits
-        scores = probe.scores
+        with probe.reading_attention((canvas, canvas)):
+            logits = model(pixel_values=images.to(device)).logits.float().cpu()
+        scores = probe.scores.float().cpu()
     finally:
         probe.remove()
         model.train(was_training)
-    digit = token_box_mask(boxes, CANVAS, GRID).float()  # [B, g, g]
+    digit = token_box_mask(boxes, canvas, grid).float()  # [B, g, g]
     digit_tokens = digit.sum(dim=(1, 2))
     rates: dict[str, list[float]] = {
         key: []
@@ -174,7 +231,7 @@ def window_hit_rates(model: torch.nn.Module, held_out: dict[str, torch.Tensor]) 
         )
     }
     rows = torch.arange(images.shape[0])
-    for side in SIDES:
+    for side in regime.sides:
         inside = digit.unfold(1, side, 1).unfold(2, side, 1).sum(dim=(-1, -2))  # digit tokens per window position
         flat = inside.flatten(1)
         positions = flat.shape[1]
@@ -200,8 +257,8 @@ class WindowProbeCallback(TrainerCallback):
     """At every epoch's log (``logging_strategy="epoch"``): the epoch's mean loss terms, then clean top-1
     and window hit rates on the held-out canvases, measured on the model as it stands at that epoch end."""
 
-    def __init__(self, held_out: dict[str, torch.Tensor]) -> None:
-        self.held_out = held_out
+    def __init__(self, held_out: dict[str, torch.Tensor], regime: Regime = CANVAS32) -> None:
+        self.held_out, self.regime = held_out, regime
         self.history: list[dict[str, float]] = []
 
     def on_log(
@@ -217,7 +274,7 @@ class WindowProbeCallback(TrainerCallback):
             return
         entry: dict[str, float] = {"epoch": round(state.epoch)}
         entry.update({key: value for key, value in logs.items() if key.startswith(("loss", "mix_share"))})
-        entry.update(window_hit_rates(model, self.held_out))
+        entry.update(window_hit_rates(model, self.held_out, self.regime))
         entry["max_min_regions"] = bool(args.max_min_regions)
         entry["consistency_loss_weight"] = float(args.consistency_loss_weight)
         self.history.append(entry)
@@ -282,26 +339,39 @@ def train_run(
     processor: ViTImageProcessor,
     held_out: dict[str, torch.Tensor],
     warmup: str = "none",
-    width: int = 96,
+    width: int | None = None,
     learning_rate: float = 2e-3,
     probe_every_epoch: bool = True,
     output_dir: str = "/tmp/smmix_trap_runs",
     init: str = "scratch",
+    regime: Regime = CANVAS32,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train one run (from scratch, or from the checkpoint directory ``init``); the result holds the
     per-epoch history and the final metrics."""
     set_seed(seed)
-    model = build_model(width=width) if init == "scratch" else ViTForImageClassification.from_pretrained(init)
+    width = regime.width if width is None else width
+    model = (
+        build_model(width=width, regime=regime)
+        if init == "scratch"
+        else ViTForImageClassification.from_pretrained(init)
+    )
+    overrides = dict(VARIANTS[variant])
+    share = overrides.pop("motivation_warmup_share", None)
+    if share is not None:
+        overrides["motivation_warmup_epochs"] = share * epochs
+    sampling = version_kwargs() if regime is CANVAS32 else {"mixup_switch_prob": 0.5}
+    recipe = dict(RECIPE, use_cpu=device == "cpu")
     args = SMMixConfig(
-        output_dir=f"{output_dir}/{variant}-{warmup}-seed{seed}",
-        **VARIANTS[variant],
-        **version_kwargs(),
+        output_dir=f"{output_dir}/{regime.name}-{variant}-{warmup}-e{epochs}-seed{seed}",
+        **overrides,
+        **sampling,
         num_train_epochs=epochs,
         learning_rate=learning_rate,
         seed=seed,
-        **RECIPE,
+        **recipe,
     )
-    probe = WindowProbeCallback(held_out)
+    probe = WindowProbeCallback(held_out, regime)
     callbacks: list[TrainerCallback] = [probe] if probe_every_epoch else []
     fix = parse_warmup(warmup)
     if fix is not None:
@@ -319,8 +389,8 @@ def train_run(
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    final = window_hit_rates(model, held_out)
-    return {
+    final = window_hit_rates(model, held_out, regime)
+    result = {
         "variant": variant,
         "warmup": warmup,
         "seed": seed,
@@ -339,6 +409,9 @@ def train_run(
         "takeoff_epoch": takeoff_epoch(probe.history),
         "model": model,
     }
+    if regime is not CANVAS32:
+        result.update(regime=regime.name, device=torch.cuda.get_device_name() if device == "cuda" else device)
+    return result
 
 
 def takeoff_epoch(history: list[dict[str, float]], threshold: float = 0.2) -> int | None:
@@ -380,7 +453,8 @@ def setup_threads() -> None:
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KEY_FIELDS = ("variant", "warmup", "seed", "epochs", "width", "learning_rate", "train_images", "init")
+KEY_FIELDS = ("variant", "warmup", "seed", "epochs", "width", "learning_rate", "train_images", "init", "regime")
+DEFAULTS = {"init": "scratch", "regime": "canvas32"}  # fields that runs made before they existed lack
 
 
 def run_name(variant: str, warmup: str, epochs: int, seed: int) -> str:
@@ -393,7 +467,7 @@ def _find_existing(key: dict[str, Any]) -> dict[str, Any] | None:
     name = run_name(key["variant"], key["warmup"], key["epochs"], key["seed"]) + ".json"
     for path in sorted(RESULTS.glob(f"*/{name}")):
         data = json.loads(path.read_text())
-        if all(data.get(field, "scratch" if field == "init" else None) == key[field] for field in KEY_FIELDS):
+        if all(data.get(field, DEFAULTS.get(field)) == key.get(field, DEFAULTS.get(field)) for field in KEY_FIELDS):
             data.setdefault("reused_from", str(path.relative_to(RESULTS)))
             return data
     return None

@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Run many local-object training runs at once, each in its own process, on one device.
+
+A plan is a list of runs ``(experiment, variant, warm-up, seed, epochs)`` in one regime of
+``trap_common.REGIMES``. Worker processes take runs from a shared queue, longest first within each
+priority group, and each finished run is written at once to ``experiments/results/<experiment>/`` as
+JSON (a run already stored there is skipped). After ``--deadline`` seconds no new run starts and the
+runs in flight are stopped, so a time-limited machine returns every run that finished.
+
+    python experiments/pool.py --plan canvas48 --device cuda --workers 14 --deadline 540
+
+Plans (``PLANS``), from scratch in the 48 px canvas regime (the demo's ViT, patch 8):
+
+* ``canvas48``: the trap and its fix at the 80-epoch budget, 5 seeds (CutMix, SMMix, SMMix with the
+  motivation warm-up); the budget curve at 20, 40, 160 epochs, 3 seeds;
+* ``tables48``: Tab. 7's rows, the δ strategies, logits vs probs at the converged budget, 3 seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+Run = tuple[str, str, str, int, int]  # experiment, variant, warm-up, seed, epochs
+
+
+def canvas48_plan() -> list[list[Run]]:
+    trap = [("canvas48_trap", v, "none", s, 80) for s in range(5) for v in ("cutmix", "smmix", "smmix_warmup25")]
+    long = [("canvas48_budget", v, "none", s, 160) for s in range(3) for v in ("cutmix", "smmix", "smmix_warmup25")]
+    short = [
+        ("canvas48_budget", v, "none", s, e)
+        for e in (40, 20)
+        for s in range(3)
+        for v in ("cutmix", "smmix", "smmix_warmup25")
+    ]
+    return [long + trap, short]
+
+
+def tables48_plan(epochs: int = 160) -> list[list[Run]]:
+    rows = ("maxmin_only", "maxmin_con", "maxmin_fine", "smmix_probs", "delta_continuous", "delta_u01", "delta_half")
+    return [[("canvas48_tables", v, "none", s, epochs) for s in range(3) for v in rows]]
+
+
+PLANS = {"canvas48": canvas48_plan, "tables48": tables48_plan}
+
+
+def worker(queue: mp.Queue, regime_name: str, device: str, stop_at: float) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from trap_common import REGIMES, RESULTS, load_splits, run_name, save_result, setup_threads, train_run
+
+    setup_threads()
+    regime = REGIMES[regime_name]
+    splits, processor, held_out = load_splits(regime=regime)
+    while time.time() < stop_at:
+        try:
+            experiment, variant, warmup, seed, epochs = queue.get_nowait()
+        except Exception:
+            return
+        path = RESULTS / experiment / (run_name(variant, warmup, epochs, seed) + ".json")
+        if path.exists():
+            continue
+        result = train_run(
+            variant, seed, epochs, splits, processor, held_out, warmup=warmup, regime=regime, device=device,
+            output_dir=f"/tmp/smmix_pool_{os.getpid()}",
+        )  # fmt: skip
+        save_result(result, path)
+        print(
+            f"done {experiment}/{path.name}: top-1 {result['clean_top1']:.3f}, take-off {result['takeoff_epoch']}, "
+            f"{result['train_seconds']:.0f} s",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", choices=sorted(PLANS), required=True)
+    parser.add_argument("--regime", default="canvas48")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
+    parser.add_argument("--workers", type=int, default=14)
+    parser.add_argument("--deadline", type=float, default=540.0, help="seconds after which no run starts or goes on")
+    args = parser.parse_args()
+    from trap_common import RESULTS, run_name
+
+    start = time.time()
+    stop_at = start + args.deadline
+    queue: mp.Queue = mp.get_context("spawn").Queue()
+    pending = 0
+    for group in PLANS[args.plan]():
+        for run in sorted(group, key=lambda run: -run[4]):
+            experiment, variant, warmup, seed, epochs = run
+            if not (RESULTS / experiment / (run_name(variant, warmup, epochs, seed) + ".json")).exists():
+                queue.put(run)
+                pending += 1
+    print(f"{pending} runs to go, {args.workers} workers, deadline {args.deadline:.0f} s", flush=True)
+    context = mp.get_context("spawn")
+    processes = [
+        context.Process(target=worker, args=(queue, args.regime, args.device, stop_at), daemon=True)
+        for _ in range(min(args.workers, pending))
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=max(0.0, stop_at - time.time()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    print(f"pool finished after {time.time() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
