@@ -166,6 +166,21 @@ MUTATIONS = (
         (('    name = "deit"\n    num_prefix_tokens = 2', '    name = "deit"\n    num_prefix_tokens = 1'),),
     ),
     Mutation(
+        "separate_region_head_unused",
+        "region_head=separate: the region rows still go through the shared classifier",
+        "backbones/probe.py",
+        (
+            (
+                "        if self._region_head is not None:\n            self._handles.append(",
+                "        if False:\n            self._handles.append(",
+            ),
+            (
+                "        if self._region_head is not None:\n            # One tensor",
+                "        if False:\n            # One tensor",
+            ),
+        ),
+    ),
+    Mutation(
         "transmix_area_share_dropped",
         "TransMix λ = attention mass alone instead of ½(area + attention mass)",
         "methods/transmix.py",

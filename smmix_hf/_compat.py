@@ -44,6 +44,7 @@ from torch import nn
 from transformers import PreTrainedModel, Trainer
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
+from smmix_hf.region_head import REGION_HEAD_ATTRIBUTE, load_region_head
 from smmix_hf.stream_resume import (
     StreamPosition,
     load_stream_position,
@@ -59,14 +60,19 @@ SAMPLER_STATE_NAME = "smmix_sampler_state.pth"
 
 def restore_checkpoint_weights(model: PreTrainedModel, checkpoint: str) -> bool:
     """Copy the weights saved in ``checkpoint`` into ``model`` with ``from_pretrained``'s key renames
-    (transformers#43701); False if it holds no safetensors weights. A missing tensor is an error."""
+    (transformers#43701); False if it holds no safetensors weights. A missing tensor is an error, except
+    the separate region head's, which is restored from its own file."""
     has_weights = any(
         os.path.isfile(os.path.join(checkpoint, name)) for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)
     )
     if not has_weights:
         return False
     saved = type(model).from_pretrained(checkpoint, config=model.config)
-    model.load_state_dict(saved.state_dict(), strict=True)
+    missing, unexpected = model.load_state_dict(saved.state_dict(), strict=False)
+    head_keys = {f"{REGION_HEAD_ATTRIBUTE}.{name}" for name in ("weight", "bias")}
+    if unexpected or set(missing) - head_keys:
+        raise RuntimeError(f"{checkpoint} does not match the model: missing {missing}, unexpected {unexpected}.")
+    load_region_head(model, checkpoint)
     return True
 
 
@@ -94,6 +100,7 @@ class TrainerPrivateOverrides(Trainer):
         plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled) and isinstance(unwrapped, PreTrainedModel)
         if not (plain and restore_checkpoint_weights(unwrapped, resume_from_checkpoint)):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
+            load_region_head(unwrapped, resume_from_checkpoint)
 
     def _save_rng_state(self, output_dir: str) -> None:
         super()._save_rng_state(output_dir)

@@ -9,6 +9,7 @@ from transformers import TrainingArguments
 
 from smmix_hf.draws import REGION_SAMPLINGS
 from smmix_hf.methods import LABEL_REWEIGHTINGS, MIX_METHODS, MixSettings, build_mix_method
+from smmix_hf.region_head import REGION_HEADS
 
 __all__ = ["SMMixConfig"]
 
@@ -120,6 +121,16 @@ class SMMixConfig(TrainingArguments):
             "choices": list(CONSISTENCY_TARGETS),
         },
     )
+    region_head: str = field(
+        default="shared",
+        metadata={
+            "help": "Linear layer that turns the pooled window tokens into L_fine's region logits (Eq. 12-13): "
+            "'shared' = the model's classifier (the paper's wording); 'separate' = a second head of the same "
+            "shape (the official code). The separate head trains with the model but is left out of its saved "
+            "weights; it is kept beside them in smmix_region_head.safetensors for resuming.",
+            "choices": list(REGION_HEADS),
+        },
+    )
     label_reweighting: str = field(
         default="none",
         metadata={
@@ -199,6 +210,16 @@ class SMMixConfig(TrainingArguments):
             raise ValueError(
                 f"consistency_target must be one of {', '.join(CONSISTENCY_TARGETS)}; got {self.consistency_target!r}."
             )
+        if self.region_head not in REGION_HEADS:
+            raise ValueError(f"region_head must be one of {', '.join(REGION_HEADS)}; got {self.region_head!r}.")
+        if self.region_head == "separate":
+            if self.mix_method != "smmix" or self.fine_loss_weight == 0:
+                raise ValueError(
+                    "region_head=separate gives L_fine its own head, so it needs mix_method=smmix with "
+                    f"fine_loss_weight > 0; got mix_method={self.mix_method}, fine_loss_weight={self.fine_loss_weight}."
+                )
+            if self.ddp_find_unused_parameters is None:  # Mixup batches and the warm-up leave the head unused
+                self.ddp_find_unused_parameters = True
         if self.save_mix_examples < 0:
             raise ValueError(f"save_mix_examples must be >= 0 (0 saves none); got {self.save_mix_examples}.")
         if not 0.0 <= self.label_smoothing_factor < 1.0:

@@ -20,6 +20,7 @@ from smmix_hf.mix_examples import MixExample, MixExamplesCallback
 from smmix_hf.model_card import training_recipe, write_model_card
 from smmix_hf.motivator import Motivator
 from smmix_hf.nonfinite import NonFiniteTracker
+from smmix_hf.region_head import save_region_head
 from smmix_hf.stream_resume import enable_stateful_loading
 from smmix_hf.term_log import LossTermLog
 
@@ -117,7 +118,8 @@ class SMMixTrainer(TrainerPrivateOverrides):
 
     def _check_model(self, model: nn.Module) -> SMMixProbe | None:
         """The model's probe, once the method accepts the model (it refuses e.g. a 1-token grid, no class token)."""
-        probe = SMMixProbe(model) if self.method.needs_probe else None
+        separate_head = self.method.settings.region_head == "separate"
+        probe = SMMixProbe(model, separate_head) if self.method.needs_probe else None
         image_size = getattr(model.config, "image_size", None)
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
@@ -147,6 +149,7 @@ class SMMixTrainer(TrainerPrivateOverrides):
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         self.stop_if_nonfinite("saving the model")
         super().save_model(output_dir, _internal_call=_internal_call)
+        save_region_head(self.model, output_dir or self.args.output_dir, self.args.should_save)
 
     # ---- logging ----
 

@@ -66,13 +66,14 @@ def test_final_checkpoint_reevaluates_to_the_same_metrics_in_one_process(two_pro
     assert single["eval_loss"] == pytest.approx(distributed["eval_loss"], rel=1e-5)
 
 
-def test_smmix_loss_and_gradients_under_fsdp2_equal_the_unsharded_model(tmp_path):
+@pytest.mark.parametrize("region_head", ["shared", "separate"])
+def test_smmix_loss_and_gradients_under_fsdp2_equal_the_unsharded_model(tmp_path, region_head):
     script = Path(__file__).resolve().parent / "distributed" / "fsdp_smmix_equivalence.py"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
         str(script),
     ]  # fmt: skip
-    env = {**os.environ, "SMMIX_RECORD_DIR": str(tmp_path)}
+    env = {**os.environ, "SMMIX_RECORD_DIR": str(tmp_path), "SMMIX_REGION_HEAD": region_head}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     for rank in (0, 1):
@@ -80,3 +81,5 @@ def test_smmix_loss_and_gradients_under_fsdp2_equal_the_unsharded_model(tmp_path
         assert record["sharded"] and record["has_region_logits"]
         assert record["loss"] == pytest.approx(record["reference_loss"], rel=1e-6)
         assert record["worst_relative_grad_difference"] < 1e-5
+        if region_head == "separate":
+            assert record["region_head_has_grad"] and record["head_file_matches"]

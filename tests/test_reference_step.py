@@ -7,6 +7,8 @@ about 1e-4, which would hide errors in it).
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from reference.smmix_step import reference_smmix_step, token_grid_of
@@ -87,6 +89,11 @@ def check_against_reference(tmp_path, model, motivator=None, **config):
     reference_model = confident_copy = type(model)(model.config)
     confident_copy.load_state_dict(model.state_dict())
     reference_model.train()
+    trainer = SMMixTrainer(model=model, args=args, motivator=motivator, data_collator=collate_image_batch)
+    # The separate region head (region_head=separate) is created by the trainer; the reference gets a copy.
+    trainer_head = getattr(model, "smmix_region_head", None)
+    assert (trainer_head is not None) == (args.region_head == "separate")
+    reference_head = None if trainer_head is None else copy.deepcopy(trainer_head)
     expected = reference_smmix_step(
         reference_model,
         batch["pixel_values"],
@@ -96,16 +103,19 @@ def check_against_reference(tmp_path, model, motivator=None, **config):
         weights=weights,
         consistency=args.consistency_target,
         motivator=motivator,
+        region_linear=reference_head,
     )
     expected["loss"].backward()
 
-    trainer = SMMixTrainer(model=model, args=args, motivator=motivator, data_collator=collate_image_batch)
     observed = trainer_step(trainer, batch)
 
     assert expected["loss_con"] > 0.05, "L_con must be large enough to expose wiring errors"
     for name in ("loss", *TERMS):
         assert observed[name] == pytest.approx(float(expected[name]), abs=1e-5), name
     reference_grads, observed_grads = gradients(reference_model), gradients(model)
+    if reference_head is not None:
+        reference_grads.update({f"smmix_region_head.{k}": v for k, v in gradients(reference_head).items()})
+        assert observed_grads["smmix_region_head.weight"].abs().sum() > 0
     assert set(reference_grads) == set(observed_grads)
     for name, grad in reference_grads.items():
         torch.testing.assert_close(
@@ -139,3 +149,11 @@ def test_motivator_step_equals_the_reference(tmp_path):
     torch.manual_seed(3)
     motivator = confident(tiny_vit(hidden_size=48, num_attention_heads=3), steps=60).eval()
     check_against_reference(tmp_path, student, motivator=motivator)
+
+
+@pytest.mark.parametrize("architecture", ["vit", "beit", "swin"])
+def test_separate_region_head_step_equals_the_reference(tmp_path, architecture):
+    """region_head=separate (the official code's second linear head): L_fine's region logits come from that
+    head (after BEiT's pooler norm), the classifier gets no L_fine gradient, and the head trains."""
+    torch.manual_seed(4)
+    check_against_reference(tmp_path, confident(BUILDERS[architecture]()), region_head="separate")

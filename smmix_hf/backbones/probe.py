@@ -11,7 +11,9 @@
   window (Eq. 10-11) and appended to the head's input, so the model's own head computes the region
   logits *inside* the forward. That matters under FSDP, where the classifier's parameters are
   gathered only while the wrapped forward runs; the classifier's output is split back so the model
-  sees ordinary ``[B, C]`` logits.
+  sees ordinary ``[B, C]`` logits. With a separate region head (:mod:`smmix_hf.region_head`) the
+  region rows are taken off the classifier's input instead and go through that head, still inside
+  the forward.
 
 The hooks are idle (a flag check) outside those two uses.
 """
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from smmix_hf.backbones.base import Backbone, QueryKeyBackbone, backbone_for
+from smmix_hf.region_head import attach_region_head, region_head_of
 from smmix_hf.tokens import pool_region_tokens
 
 __all__ = ["SMMixProbe", "motivated_forward"]
@@ -43,9 +46,13 @@ class SMMixProbe:
         region_logits = probe.region_logits        # [2, B, C]: inside, outside
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, separate_region_head: bool = False) -> None:
+        """``separate_region_head`` first registers a second linear head on ``model`` for the region logits
+        (:func:`~smmix_hf.region_head.attach_region_head`); a head already there is used either way."""
         self.model = model
         self.backbone: Backbone = backbone_for(model)
+        if separate_region_head:
+            attach_region_head(model, self.backbone.classifier())
         self.scores: torch.Tensor | None = None
         self.region_logits: torch.Tensor | None = None
         self._reading_attention = False
@@ -53,6 +60,8 @@ class SMMixProbe:
         self._captures: list[torch.Tensor | None] = [None] * len(capture_modules)
         self._source_mask: torch.Tensor | None = None
         self._region_features: torch.Tensor | None = None
+        self._region_head = region_head_of(model)
+        self._region_head_inputs: torch.Tensor | None = None
         self._handles = [
             module.register_forward_hook(partial(self._keep_capture, index))
             for index, module in enumerate(capture_modules)
@@ -62,6 +71,8 @@ class SMMixProbe:
             self.backbone.head_input().register_forward_pre_hook(self._append_region_features),
             self.backbone.classifier().register_forward_hook(self._split_region_logits),
         ]
+        if self._region_head is not None:
+            self._handles.append(self.backbone.classifier().register_forward_pre_hook(self._take_region_rows))
 
     def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
         return self.backbone.token_grid(image_size)
@@ -130,12 +141,26 @@ class SMMixProbe:
         (features, *rest) = inputs
         return (torch.cat((features, self._region_features.to(features.dtype))), *rest)
 
+    def _take_region_rows(self, module: nn.Module, inputs: tuple) -> tuple | None:
+        """Separate region head: the classifier gets the batch's own rows; the region rows wait for the head."""
+        if self._region_features is None:
+            return None
+        (features, *rest) = inputs
+        batch = features.shape[0] // 3
+        self._region_head_inputs = features[batch:]
+        return (features[:batch], *rest)
+
     def _split_region_logits(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
         if self._region_features is None:
             return None
+        self._region_features = None
+        if self._region_head is not None:
+            # One tensor as with the shared classifier, so that the model's logits reach the head in the autograd
+            # graph: DDP's search for unused parameters starts from the forward's output.
+            region_inputs, self._region_head_inputs = self._region_head_inputs, None
+            output = torch.cat((output, self._region_head(region_inputs).to(output.dtype)))
         batch = output.shape[0] // 3
         self.region_logits = output[batch:].view(2, batch, -1)
-        self._region_features = None
         return output[:batch]
 
     # ---- the class token's attention during the mixed forward (TransMix) ----

@@ -42,8 +42,8 @@ class MixSettings:
     Parameters that choose the method: ``mix_method``, ``mixup_switch_prob``, ``mix_prob``, ``mix_off_epoch``.
     Parameters of the draws: ``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``region_scale``,
     ``region_sampling``. Parameters of SMMix's windows and losses: ``max_min_regions``,
-    ``motivation_warmup_epochs``, the three loss weights, ``consistency_target``, ``label_smoothing`` (in every
-    soft target) and ``label_reweighting``.
+    ``motivation_warmup_epochs``, the three loss weights, ``consistency_target``, ``region_head``,
+    ``label_smoothing`` (in every soft target) and ``label_reweighting``.
     """
 
     mix_method: str = "smmix"
@@ -61,6 +61,7 @@ class MixSettings:
     fine_loss_weight: float = 1.0
     consistency_loss_weight: float = 1.0
     consistency_target: str = "logits"
+    region_head: str = "shared"
     label_smoothing: float = 0.1
     label_reweighting: str = "none"
 
@@ -83,6 +84,7 @@ class MixSettings:
             fine_loss_weight=args.fine_loss_weight,
             consistency_loss_weight=args.consistency_loss_weight,
             consistency_target=args.consistency_target,
+            region_head=args.region_head,
             label_smoothing=args.label_smoothing_factor,
             label_reweighting=args.label_reweighting,
         )

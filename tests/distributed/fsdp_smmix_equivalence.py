@@ -1,6 +1,8 @@
 """SMMix loss and gradients of a tiny ViT sharded with FSDP2 across the processes vs. the unsharded model.
 
 Run with ``torchrun --nproc_per_node 2``; rank k writes ``$SMMIX_RECORD_DIR/rank<k>.json``.
+``SMMIX_REGION_HEAD=separate`` gives L_fine the separate region head (sharded with the model's root), whose
+saved file (gathered from the shards) must equal the unsharded head after the same step's weights.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
 from torch.distributed.fsdp import fully_shard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tiny_models import tiny_vit
 
 from smmix_hf import SMMixConfig, SMMixTrainer
+from smmix_hf.region_head import REGION_HEAD_FILE, save_region_head
 
 
 def main() -> None:
@@ -29,9 +33,20 @@ def main() -> None:
     model = tiny_vit()
     reference = copy.deepcopy(model)
     with tempfile.TemporaryDirectory() as output_dir:
-        args = SMMixConfig(output_dir=output_dir, mixup_switch_prob=0.0, use_cpu=True, report_to="none", seed=3)
+        region_head = os.environ.get("SMMIX_REGION_HEAD", "shared")
+        args = SMMixConfig(
+            output_dir=output_dir,
+            mixup_switch_prob=0.0,
+            use_cpu=True,
+            report_to="none",
+            seed=3,
+            region_head=region_head,
+        )
         sharded_trainer = SMMixTrainer(model=model, args=args)
         reference_trainer = SMMixTrainer(model=reference, args=args)
+    separate = region_head == "separate"
+    if separate:
+        reference.smmix_region_head.load_state_dict(model.smmix_region_head.state_dict())
     for layer in model.vit.layers:
         fully_shard(layer)
     fully_shard(model)
@@ -53,7 +68,18 @@ def main() -> None:
         (sharded_grads[name] - param.grad).abs().max().item() / (param.grad.abs().max().item() + 1e-12)
         for name, param in reference.named_parameters()
     )
+    head_file_matches = None
+    if separate:
+        head_dir = os.path.join(os.environ["SMMIX_RECORD_DIR"], "head")
+        save_region_head(model, head_dir, write=rank == 0)
+        dist.barrier()
+        saved = load_file(os.path.join(head_dir, REGION_HEAD_FILE))
+        head_file_matches = all(
+            torch.equal(saved[name], param.detach()) for name, param in reference.smmix_region_head.named_parameters()
+        )
     record = {
+        "head_file_matches": head_file_matches,
+        "region_head_has_grad": separate and reference.smmix_region_head.weight.grad is not None,
         "loss": loss.item(),
         "reference_loss": reference_loss.item(),
         "worst_relative_grad_difference": worst,

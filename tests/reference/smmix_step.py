@@ -146,16 +146,18 @@ def final_tokens(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return sequence[:, PREFIX_TOKENS[model.config.model_type] :]
 
 
-def region_head(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Logits of a pooled region feature ``[D]``: what the model's head does with its own pooled feature.
+def region_head(model: nn.Module, linear: nn.Module | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Logits of a pooled region feature ``[D]``: what the model's head does with its own pooled feature,
+    with ``linear`` (the official code's second head) in place of the classifier when given.
 
     BEiT with mean pooling (``BeitPooler``) normalises the mean of the patch tokens with the pooler's layer
     norm before the classifier; the other models feed the pooled feature to the classifier directly.
     """
+    classifier = model.classifier if linear is None else linear
     pooler_norm = getattr(getattr(backbone_of(model), "pooler", None), "layernorm", None)
     if model.config.model_type == "beit" and pooler_norm is not None:
-        return lambda feature: model.classifier(pooler_norm(feature))
-    return model.classifier
+        return lambda feature: classifier(pooler_norm(feature))
+    return classifier
 
 
 def reference_smmix_step(
@@ -167,8 +169,10 @@ def reference_smmix_step(
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
     consistency: str = "logits",
     motivator: nn.Module | None = None,
+    region_linear: nn.Module | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Loss terms of one SMMix step; ``loss`` is differentiable w.r.t. ``model``'s parameters."""
+    """Loss terms of one SMMix step; ``loss`` is differentiable w.r.t. ``model``'s parameters (and
+    ``region_linear``'s, the separate region head, when given)."""
     clean_logits, scores = last_block_attention_scores(motivator if motivator is not None else model, images)
     mix = max_min_mix(images, scores, region_side)
     lam = mix.source_fraction
@@ -177,7 +181,7 @@ def reference_smmix_step(
 
     mixed_logits = model(pixel_values=mix.images).logits.float()
     tokens = final_tokens(model, mix.images)
-    classifier = region_head(model)
+    classifier = region_head(model, region_linear)
 
     loss_cls = loss_fine = loss_con = torch.zeros(())
     for i in range(batch):
