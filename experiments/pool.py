@@ -14,7 +14,8 @@ Plans (``PLANS``), from scratch in the 48 px canvas regime (the demo's ViT, patc
 * ``canvas48``: the trap and its fix at the 80-epoch budget, 5 seeds (CutMix, SMMix, SMMix with the
   motivation warm-up); the budget curve at 20 and 40 epochs, 3 seeds;
 * ``tables48``: at 80 epochs, 3 seeds: Tab. 7's ablation rows (its CutMix and full-SMMix rows are the
-  ``canvas48`` runs), the consistency target on probabilities, and δ ~ U(0, 1) (Tab. 8).
+  ``canvas48`` runs), the consistency target on probabilities, and δ ~ U(0, 1) (Tab. 8);
+* ``region48``: at 80 epochs, 3 seeds: the separate region head (run on the CPU, ``--device cpu``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ def tables48_plan(epochs: int = 80) -> list[list[Run]]:
     return [[("canvas48_tables", v, "none", s, epochs) for s in range(3) for v in rows]]
 
 
-PLANS = {"canvas48": canvas48_plan, "tables48": tables48_plan}
+def region48_plan(epochs: int = 80) -> list[list[Run]]:
+    runs = [("canvas48_tables", "smmix_region_head", "none", seed, epochs) for seed in range(3)]
+    return [[*runs, ("canvas48_tables", "smmix_probs", "none", 1, epochs)]]
+
+
+PLANS = {"canvas48": canvas48_plan, "tables48": tables48_plan, "region48": region48_plan}
 
 
 def worker(queue: mp.Queue, regime_name: str, device: str, stop_at: float, seconds_per_epoch: float) -> None:

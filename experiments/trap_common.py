@@ -114,6 +114,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "smmix_warmup25": {"mix_method": "smmix", "motivation_warmup_share": 0.25},
     # Consistency target (the paper's λ-mix of probabilities instead of the official λ-mix of logits).
     "smmix_probs": {"mix_method": "smmix", "consistency_target": "probs"},
+    # Region head: a separate linear head for L_fine's region logits (the official code) instead of the classifier.
+    "smmix_region_head": {"mix_method": "smmix", "region_head": "separate"},
     # δ strategies (Tab. 8): the paper's continuous δ ~ U(0.25, 0.75), δ ~ U(0, 1), δ fixed at 0.5.
     "delta_continuous": {"mix_method": "smmix", "region_sampling": "continuous"},
     "delta_u01": {"mix_method": "smmix", "region_scale_min": 0.0, "region_scale_max": 1.0},
