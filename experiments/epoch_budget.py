@@ -11,7 +11,7 @@ Arms: CutMix, SMMix (all three terms), and SMMix with the warm-up fix of ``trap_
 Section 1's test, per run: the held-out clean top-1 changes by less than 1 point over the last 20%
 of epochs.
 
-    python experiments/epoch_budget.py --seeds 0 1 2 --epochs 2 4 8 16
+    python experiments/epoch_budget.py --seeds 0 1 2 --epochs 2 4 8 16 40
 
 Writes ``experiments/results/epoch_budget/``: one JSON per run, ``summary.md``, ``epoch_budget.png``.
 """
@@ -89,7 +89,7 @@ def plot(runs: list[dict], arms: list[tuple[str, str]], budgets: list[int], path
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, nargs="+", default=[2, 4, 8, 16], help="Epoch budgets.")
+    parser.add_argument("--epochs", type=int, nargs="+", default=[2, 4, 8, 16, 40], help="Epoch budgets.")
     parser.add_argument("--warmup", default="rand+nocon:25%", help="The fix's warm-up spec for the third arm.")
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--summary_only", action="store_true")
