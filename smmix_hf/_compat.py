@@ -4,8 +4,10 @@
 ``create_model_card``) in ``trainer.py``. What the Trainer offers no hook for lives here, so that a
 Trainer upgrade has one file to check:
 
-- ``_load_from_checkpoint``: resuming loads weights with ``load_state_dict(strict=False)``, skipping the
-  key renames of ``from_pretrained`` (transformers#43701, below).
+- ``_load_from_checkpoint`` / ``_load_best_model``: resuming and ``load_best_model_at_end`` load weights with
+  ``load_state_dict(strict=False)``, skipping the key renames of ``from_pretrained`` (transformers#43701, below).
+  Both also restore the separate region head, which lives outside the model's weight files
+  (:mod:`smmix_hf.region_head`).
 - ``_save_rng_state`` / ``_load_rng_state``: the mixing draws' generators travel with the checkpoint's
   RNG states and must be loaded before the first step; no callback point sees the checkpoint path then.
 - ``_init_training_state`` / ``_run_epoch``: a stream resumes at its saved position instead of reading
@@ -19,7 +21,8 @@ which is the signal to delete the workaround):
 - **transformers#43701** (https://github.com/huggingface/transformers/issues/43701, open; fix proposed in
   PR #48822), transformers 5.0 through at least 5.24: ``save_pretrained`` writes the original key
   format (``vit.encoder.layer.0.attention.attention.query``) and ``Trainer._load_from_checkpoint`` feeds
-  it to ``load_state_dict(strict=False)``, so renamed tensors silently keep their current values.
+  it to ``load_state_dict(strict=False)`` (``_load_best_model`` likewise), so renamed tensors silently keep
+  their current values.
   :func:`restore_checkpoint_weights` loads through ``from_pretrained`` (which renames) and copies strictly.
 - **datasets 5.2, worker epoch** (no upstream report found): a DataLoader worker's saved ``epoch`` is
   sometimes 0 although it read another epoch, and a position whose epoch does not match is ignored at
@@ -101,6 +104,15 @@ class TrainerPrivateOverrides(Trainer):
         if not (plain and restore_checkpoint_weights(unwrapped, resume_from_checkpoint)):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
             load_region_head(unwrapped, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        best = self.state.best_model_checkpoint
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled) and isinstance(unwrapped, PreTrainedModel)
+        if not (best is not None and plain and restore_checkpoint_weights(unwrapped, best)):
+            super()._load_best_model()
+            if best is not None:
+                load_region_head(unwrapped, best)
 
     def _save_rng_state(self, output_dir: str) -> None:
         super()._save_rng_state(output_dir)

@@ -127,7 +127,8 @@ class SMMixConfig(TrainingArguments):
             "help": "Linear layer that turns the pooled window tokens into L_fine's region logits (Eq. 12-13): "
             "'shared' = the model's classifier (the paper's wording); 'separate' = a second head of the same "
             "shape (the official code). The separate head trains with the model but is left out of its saved "
-            "weights; it is kept beside them in smmix_region_head.safetensors for resuming.",
+            "weights; it is kept beside them in smmix_region_head.safetensors for resuming. Runs with DDP and FSDP2 "
+            "(not FSDP1 or DeepSpeed).",
             "choices": list(REGION_HEADS),
         },
     )
@@ -218,8 +219,12 @@ class SMMixConfig(TrainingArguments):
                     "region_head=separate gives L_fine its own head, so it needs mix_method=smmix with "
                     f"fine_loss_weight > 0; got mix_method={self.mix_method}, fine_loss_weight={self.fine_loss_weight}."
                 )
-            if self.ddp_find_unused_parameters is None:  # Mixup batches and the warm-up leave the head unused
-                self.ddp_find_unused_parameters = True
+            fsdp_version = int((self.fsdp_config or {}).get("version", 2)) if self.fsdp else None
+            if self.deepspeed or fsdp_version == 1:
+                raise ValueError(
+                    "region_head=separate saves and restores its head itself, which works with DDP and FSDP2 only; "
+                    "use FSDP2 (fsdp_version: 2) or region_head=shared."
+                )
         if self.save_mix_examples < 0:
             raise ValueError(f"save_mix_examples must be >= 0 (0 saves none); got {self.save_mix_examples}.")
         if not 0.0 <= self.label_smoothing_factor < 1.0:

@@ -1,5 +1,5 @@
 """region_head=separate (the official code's second linear head for L_fine): kept out of the saved model,
-restored on resume, and trained under DDP although Mixup batches leave it unused.
+restored on resume, and trained under DDP although Mixup batches pool no regions.
 
 Its loss and gradients against the independent reference are in ``test_reference_step.py``; under FSDP2
 in ``test_distributed.py``.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,24 +56,39 @@ def test_separate_head_is_left_out_of_the_model_and_resumes_exactly(tmp_path):
         main([*RUN, "--output_dir", str(headless), "--resume_from_checkpoint", str(headless / "checkpoint-3")])
 
 
-def test_separate_head_needs_smmix_with_l_fine_and_lets_ddp_find_unused_parameters(tmp_path):
+def test_separate_head_needs_smmix_with_l_fine_and_ddp_or_fsdp2(tmp_path):
     with pytest.raises(ValueError, match="region_head=separate"):
         SMMixConfig(output_dir=str(tmp_path), mix_method="cutmix", region_head="separate")
     with pytest.raises(ValueError, match="region_head=separate"):
         SMMixConfig(output_dir=str(tmp_path), fine_loss_weight=0.0, region_head="separate")
-    assert SMMixConfig(output_dir=str(tmp_path), region_head="separate").ddp_find_unused_parameters is True
-    given = SMMixConfig(output_dir=str(tmp_path), region_head="separate", ddp_find_unused_parameters=False)
-    assert given.ddp_find_unused_parameters is False
-    assert SMMixConfig(output_dir=str(tmp_path)).ddp_find_unused_parameters is None
+    with pytest.raises(ValueError, match="FSDP2"):
+        SMMixConfig(output_dir=str(tmp_path), region_head="separate", fsdp="full_shard", fsdp_config={"version": 1})
+    SMMixConfig(output_dir=str(tmp_path), region_head="separate", fsdp="full_shard", fsdp_config={"version": 2})
 
 
 def test_separate_head_trains_under_ddp_across_mixup_batches(tmp_path):
-    """2 processes (gloo): a Mixup batch leaves the head without a gradient; DDP must not fail on the next step."""
+    """2 processes (gloo), DDP without its search for unused parameters: a Mixup batch pools no regions, yet the
+    head must take part in every backward (with a zero gradient), or DDP fails on the next step."""
     output_dir = tmp_path / "ddp"
     args = [*RUN, "--output_dir", str(output_dir), "--per_device_train_batch_size", "8"]
+    args += ["--ddp_find_unused_parameters", "false"]
     result = accelerate_launch(REPO_ROOT / "run_smmix.py", args, {})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
     steps = [entry for entry in history if "loss" in entry]
     assert any(entry.get("mix_share_mixup") == 1.0 for entry in steps[:-1]), "no Mixup batch before the last step"
     assert (output_dir / REGION_HEAD_FILE).is_file()
+
+
+def test_load_best_model_at_end_restores_the_best_checkpoints_head(tmp_path):
+    """The best checkpoint's head comes back with its weights (here step 3 of 6, the lower evaluation loss)."""
+    output_dir = tmp_path / "best"
+    main([*RUN, "--output_dir", str(output_dir), "--do_eval", "true", "--eval_strategy", "steps", "--eval_steps", "3",
+          "--max_eval_samples", "32", "--load_best_model_at_end", "true", "--metric_for_best_model", "loss",
+          "--greater_is_better", "false", "--save_total_limit", "1"])  # fmt: skip
+    best = json.loads((output_dir / "trainer_state.json").read_text())["best_model_checkpoint"]
+    assert Path(best).name == "checkpoint-3"
+    for name, tensor in load_file(output_dir / REGION_HEAD_FILE).items():
+        assert torch.equal(tensor, load_file(Path(best) / REGION_HEAD_FILE)[name]), name
+    for name, tensor in load_file(output_dir / "model.safetensors").items():
+        assert torch.equal(tensor, load_file(Path(best) / "model.safetensors")[name]), name

@@ -47,8 +47,9 @@ class SMMixProbe:
     """
 
     def __init__(self, model: nn.Module, separate_region_head: bool = False) -> None:
-        """``separate_region_head`` first registers a second linear head on ``model`` for the region logits
-        (:func:`~smmix_hf.region_head.attach_region_head`); a head already there is used either way."""
+        """``separate_region_head`` registers a second linear head on ``model`` for the region logits
+        (:func:`~smmix_hf.region_head.attach_region_head`; a head already there is reused). Without it the
+        classifier gives the region logits."""
         self.model = model
         self.backbone: Backbone = backbone_for(model)
         if separate_region_head:
@@ -60,7 +61,7 @@ class SMMixProbe:
         self._captures: list[torch.Tensor | None] = [None] * len(capture_modules)
         self._source_mask: torch.Tensor | None = None
         self._region_features: torch.Tensor | None = None
-        self._region_head = region_head_of(model)
+        self._region_head = region_head_of(model) if separate_region_head else None
         self._region_head_inputs: torch.Tensor | None = None
         self._handles = [
             module.register_forward_hook(partial(self._keep_capture, index))
@@ -152,6 +153,11 @@ class SMMixProbe:
 
     def _split_region_logits(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
         if self._region_features is None:
+            if self._region_head is not None and torch.is_grad_enabled() and module.training:
+                # A training forward without regions (Mixup, CutMix): the head still joins the graph, on zero rows,
+                # so it gets a (zero) gradient in every step and DDP / FSDP2 reduce the same parameters everywhere.
+                (features, *_) = inputs
+                return torch.cat((output, self._region_head(features[:0]).to(output.dtype)))
             return None
         self._region_features = None
         if self._region_head is not None:

@@ -2,7 +2,7 @@
 
 Run with ``torchrun --nproc_per_node 2``; rank k writes ``$SMMIX_RECORD_DIR/rank<k>.json``.
 ``SMMIX_REGION_HEAD=separate`` gives L_fine the separate region head (sharded with the model's root), whose
-saved file (gathered from the shards) must equal the unsharded head after the same step's weights.
+saved file (gathered from the shards) must equal the unsharded model's head.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def main() -> None:
         "has_region_logits": sharded_trainer.probe.region_logits is not None,
     }
     Path(os.environ["SMMIX_RECORD_DIR"], f"rank{rank}.json").write_text(json.dumps(record))
+    dist.barrier()  # neither process tears gloo down while the other is still in a collective
     dist.destroy_process_group()
 
 
