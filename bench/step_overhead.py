@@ -77,6 +77,12 @@ def build_model(args: argparse.Namespace):
 
     if args.config is not None:
         config = AutoConfig.from_pretrained(args.config)
+        needed = ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
+        if not all(isinstance(getattr(config, name, None), int) for name in needed):
+            raise SystemExit(f"--config needs a ViT-shaped config.json ({', '.join(needed)}): {args.config}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
+            if hasattr(config, name):
+                setattr(config, name, 0.0)
         config._attn_implementation = args.attn_implementation
         args.hidden_size, args.layers = config.hidden_size, config.num_hidden_layers
         args.heads = config.num_attention_heads
