@@ -39,6 +39,8 @@ which is the signal to delete the workaround):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import datasets
@@ -99,20 +101,25 @@ class TrainerPrivateOverrides(Trainer):
         super()._save_checkpoint(model, trial)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
-        unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
-        plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled) and isinstance(unwrapped, PreTrainedModel)
-        if not (plain and restore_checkpoint_weights(unwrapped, resume_from_checkpoint)):
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
-            load_region_head(unwrapped, resume_from_checkpoint)
+        model = model if model is not None else self.model
+        stock_load = partial(super()._load_from_checkpoint, resume_from_checkpoint, model)
+        self._restore_weights(resume_from_checkpoint, model, stock_load)
 
     def _load_best_model(self) -> None:
         best = self.state.best_model_checkpoint
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled) and isinstance(unwrapped, PreTrainedModel)
-        if not (best is not None and plain and restore_checkpoint_weights(unwrapped, best)):
+        if best is None:
             super()._load_best_model()
-            if best is not None:
-                load_region_head(unwrapped, best)
+        else:
+            self._restore_weights(best, self.model, super()._load_best_model)
+
+    def _restore_weights(self, checkpoint: str, model: nn.Module, stock_load: Callable[[], None]) -> None:
+        """``checkpoint``'s weights into ``model`` through :func:`restore_checkpoint_weights` where the model is a
+        plain ``PreTrainedModel`` (no FSDP / DeepSpeed), else the Trainer's own ``stock_load`` and the region head."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled) and isinstance(unwrapped, PreTrainedModel)
+        if not (plain and restore_checkpoint_weights(unwrapped, checkpoint)):
+            stock_load()
+            load_region_head(unwrapped, checkpoint)
 
     def _save_rng_state(self, output_dir: str) -> None:
         super()._save_rng_state(output_dir)
