@@ -56,7 +56,7 @@ def worker(queue: mp.Queue, regime_name: str, device: str, stop_at: float, secon
     import torch
 
     torch.set_num_threads(1)
-    from trap_common import REGIMES, RESULTS, load_splits, run_name, save_result, setup_threads, train_run
+    from trap_common import REGIMES, load_splits, result_path, setup_threads, train_and_store
 
     setup_threads()
     regime = REGIMES[regime_name]
@@ -66,19 +66,13 @@ def worker(queue: mp.Queue, regime_name: str, device: str, stop_at: float, secon
             experiment, variant, warmup, seed, epochs = queue.get_nowait()
         except Exception:
             return
-        path = RESULTS / experiment / (run_name(variant, warmup, epochs, seed) + ".json")
+        path = result_path(experiment, variant, warmup, epochs, seed)
         if path.exists() or time.time() + epochs * seconds_per_epoch > stop_at:
             continue
-        result = train_run(
-            variant, seed, epochs, splits, processor, held_out, warmup=warmup, regime=regime, device=device,
+        train_and_store(
+            path, variant, seed, epochs, splits, processor, held_out, warmup=warmup, regime=regime, device=device,
             output_dir=f"/tmp/smmix_pool_{os.getpid()}",
         )  # fmt: skip
-        save_result(result, path)
-        print(
-            f"done {experiment}/{path.name}: top-1 {result['clean_top1']:.3f}, take-off {result['takeoff_epoch']}, "
-            f"{result['train_seconds']:.0f} s",
-            flush=True,
-        )
 
 
 def main() -> None:
@@ -92,7 +86,7 @@ def main() -> None:
         "--seconds-per-epoch", type=float, default=5.0, help="expected time of one epoch, to skip runs that cannot end"
     )
     args = parser.parse_args()
-    from trap_common import RESULTS, run_name
+    from trap_common import result_path
 
     start = time.time()
     stop_at = start + args.deadline
@@ -101,7 +95,7 @@ def main() -> None:
     for group in PLANS[args.plan]():
         for run in sorted(group, key=lambda run: -run[4]):
             experiment, variant, warmup, seed, epochs = run
-            if not (RESULTS / experiment / (run_name(variant, warmup, epochs, seed) + ".json")).exists():
+            if not result_path(experiment, variant, warmup, epochs, seed).exists():
                 queue.put(run)
                 pending += 1
     print(f"{pending} runs to go, {args.workers} workers, deadline {args.deadline:.0f} s", flush=True)

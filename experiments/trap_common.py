@@ -497,7 +497,7 @@ def run_arms(
     for epochs in epochs_list:
         for seed in seeds:
             for variant, warmup in arms:
-                path = runs_dir / (run_name(variant, warmup, epochs, seed) + ".json")
+                path = result_path(experiment, variant, warmup, epochs, seed)
                 if path.exists():
                     continue
                 key = {
@@ -515,17 +515,26 @@ def run_arms(
                     save_result(existing, path)
                     print(f"reused {path.name} from {existing['reused_from']}", flush=True)
                     continue
-                result = train_run(
-                    variant, seed, epochs, splits, processor, held_out, warmup=warmup, width=width,
+                train_and_store(
+                    path, variant, seed, epochs, splits, processor, held_out, warmup=warmup, width=width,
                     learning_rate=learning_rate, init=init,
                 )  # fmt: skip
-                save_result(result, path)
-                print(
-                    f"done {path.name}: top-1 {result['clean_top1']:.3f}, take-off epoch {result['takeoff_epoch']}, "
-                    f"{result['train_seconds']:.0f} s",
-                    flush=True,
-                )
     return load_runs(experiment)
+
+
+def result_path(experiment: str, variant: str, warmup: str, epochs: int, seed: int) -> Path:
+    return RESULTS / experiment / (run_name(variant, warmup, epochs, seed) + ".json")
+
+
+def train_and_store(path: Path, variant: str, seed: int, epochs: int, *data: Any, **settings: Any) -> None:
+    """:func:`train_run` (``data``: splits, processor, held-out set); its JSON goes to ``path``, a line to stdout."""
+    result = train_run(variant, seed, epochs, *data, **settings)
+    save_result(result, path)
+    print(
+        f"done {path.parent.name}/{path.name}: top-1 {result['clean_top1']:.3f}, "
+        f"take-off epoch {result['takeoff_epoch']}, {result['train_seconds']:.0f} s",
+        flush=True,
+    )
 
 
 def load_runs(experiment: str) -> list[dict[str, Any]]:
