@@ -49,7 +49,7 @@ from torch import nn
 from transformers import PreTrainedModel, Trainer
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
-from smmix_hf.region_head import REGION_HEAD_ATTRIBUTE, load_region_head
+from smmix_hf.region_head import load_region_head, region_head_keys
 from smmix_hf.stream_resume import (
     StreamPosition,
     load_stream_position,
@@ -74,8 +74,7 @@ def restore_checkpoint_weights(model: PreTrainedModel, checkpoint: str) -> bool:
         return False
     saved = type(model).from_pretrained(checkpoint, config=model.config)
     missing, unexpected = model.load_state_dict(saved.state_dict(), strict=False)
-    head_keys = {f"{REGION_HEAD_ATTRIBUTE}.{name}" for name in ("weight", "bias")}
-    if unexpected or set(missing) - head_keys:
+    if unexpected or set(missing) - region_head_keys(model):
         raise RuntimeError(f"{checkpoint} does not match the model: missing {missing}, unexpected {unexpected}.")
     load_region_head(model, checkpoint)
     return True

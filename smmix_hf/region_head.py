@@ -26,6 +26,7 @@ __all__ = [
     "REGION_HEAD_FILE",
     "attach_region_head",
     "load_region_head",
+    "region_head_keys",
     "region_head_of",
     "save_region_head",
 ]
@@ -60,9 +61,14 @@ def attach_region_head(model: nn.Module, classifier: nn.Module) -> nn.Linear:
         nn.init.trunc_normal_(head.weight, std=0.02, a=-0.04, b=0.04)
         nn.init.zeros_(head.bias)
     setattr(model, REGION_HEAD_ATTRIBUTE, head)
-    ignored = set(getattr(model, "_keys_to_ignore_on_save", None) or ())
-    model._keys_to_ignore_on_save = ignored | {f"{REGION_HEAD_ATTRIBUTE}.{name}" for name, _ in head.named_parameters()}
+    model._keys_to_ignore_on_save = set(getattr(model, "_keys_to_ignore_on_save", None) or ()) | region_head_keys(model)
     return head
+
+
+def region_head_keys(model: nn.Module) -> set[str]:
+    """The model's state-dict keys of its separate region head (none without one)."""
+    head = region_head_of(model)
+    return set() if head is None else {f"{REGION_HEAD_ATTRIBUTE}.{name}" for name, _ in head.named_parameters()}
 
 
 def _full(tensor: torch.Tensor) -> torch.Tensor:
