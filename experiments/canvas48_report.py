@@ -16,13 +16,14 @@ Writes ``experiments/results/canvas48_report/``: ``summary.md``, ``budget_curve.
 
 from __future__ import annotations
 
-import math
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report_stats import Runs, finals, mean_std_signed, pct, per_seed, welch, welch_text
 
 REGIME = "canvas48"
 ARMS = ["cutmix", "smmix", "smmix_warmup25"]
@@ -47,47 +48,9 @@ LABELS = {
 COLOURS = {"cutmix": "tab:blue", "smmix": "tab:red", "smmix_warmup25": "tab:green"}
 KNOWN_TABLE_VARIANTS = {"maxmin_only", "maxmin_con", "maxmin_fine", "smmix_probs", "delta_u01"}
 
-Runs = list[dict[str, Any]]
-
 
 def label(variant: str) -> str:
     return LABELS.get(variant, variant)
-
-
-def pct(value: float, signed: bool = False) -> str:
-    return f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
-
-
-def per_seed(runs: Runs, key: str = "clean_top1") -> str:
-    return ", ".join(f"s{run['seed']}: {pct(run[key])}" for run in runs)
-
-
-def welch(a: list[float], b: list[float]) -> tuple[float, float, float] | None:
-    """mean(b) − mean(a) with its 95% Welch t interval; None if either side has fewer than 2 values."""
-    from scipy.stats import t
-
-    if len(a) < 2 or len(b) < 2:
-        return None
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    diff = statistics.mean(b) - statistics.mean(a)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, diff, diff
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(t.ppf(0.975, df)) * se
-    return diff, diff - half, diff + half
-
-
-def welch_text(a: list[float], b: list[float]) -> str:
-    result = welch(a, b)
-    if result is None:
-        return "–"
-    diff, low, high = result
-    return f"{pct(diff, True)} [{pct(low, True)}, {pct(high, True)}]"
-
-
-def finals(runs: Runs) -> list[float]:
-    return [float(run["clean_top1"]) for run in runs]
 
 
 def load(experiment: str) -> Runs:
@@ -164,12 +127,6 @@ def convergence_section(long_runs: dict[str, Runs]) -> list[str]:
         "",
     ]
     return lines
-
-
-def mean_std_signed(values: list[float]) -> str:
-    if len(values) < 2:
-        return pct(values[0], True) if values else "–"
-    return f"{pct(statistics.mean(values), True)} ± {pct(statistics.stdev(values))}"
 
 
 def budget_section(budget_runs: Runs, trap_runs: Runs) -> list[str]:

@@ -16,6 +16,12 @@ Plans (``PLANS``), from scratch in the 48 px canvas regime (the demo's ViT, patc
 * ``tables48``: at 80 epochs, 3 seeds: Tab. 7's ablation rows (its CutMix and full-SMMix rows are the
   ``canvas48`` runs), the consistency target on probabilities, and δ ~ U(0, 1) (Tab. 8);
 * ``region48``: at 80 epochs, 3 seeds: the separate region head (run on the CPU, ``--device cpu``).
+
+One plan in the 32 px canvas regime (``--regime canvas32``), warm-started from the full-frame digits
+checkpoint (``trap_common.pretrain``) at the fine-tuning learning rate of ``epoch_budget.py``:
+
+* ``converge32``: at 80 epochs: CutMix, SMMix, SMMix with oracle windows (``ink_oracle.py``) and SMMix
+  with random windows for seeds 0-2, then the first three arms for seeds 3-4.
 """
 
 from __future__ import annotations
@@ -49,10 +55,34 @@ def region48_plan(epochs: int = 80) -> list[list[Run]]:
     return [[*runs, ("canvas48_tables", "smmix_probs", "none", 1, epochs)]]
 
 
-PLANS = {"canvas48": canvas48_plan, "tables48": tables48_plan, "region48": region48_plan}
+def converge32_plan(epochs: int = 80) -> list[list[Run]]:
+    arms = ("cutmix", "smmix", "smmix_ink_oracle", "random_windows")
+    first = [("converge32", variant, "none", seed, epochs) for seed in range(3) for variant in arms]
+    return [first, [("converge32", variant, "none", seed, epochs) for seed in (3, 4) for variant in arms[:3]]]
 
 
-def worker(queue: mp.Queue, regime_name: str, device: str, stop_at: float, seconds_per_epoch: float) -> None:
+PLANS = {
+    "canvas48": canvas48_plan,
+    "tables48": tables48_plan,
+    "region48": region48_plan,
+    "converge32": converge32_plan,
+}
+
+
+def plan_settings(plan: str) -> dict:
+    """Per-plan training settings beyond the regime's (the warm start and its learning rate)."""
+    if plan != "converge32":
+        return {}
+    from trap_common import PRETRAINED, pretrain
+
+    if not (PRETRAINED / "config.json").exists():
+        pretrain(PRETRAINED)
+    return {"init": str(PRETRAINED), "learning_rate": 1e-3}
+
+
+def worker(
+    queue: mp.Queue, regime_name: str, device: str, stop_at: float, seconds_per_epoch: float, settings: dict
+) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -71,7 +101,7 @@ def worker(queue: mp.Queue, regime_name: str, device: str, stop_at: float, secon
             continue
         train_and_store(
             path, variant, seed, epochs, splits, processor, held_out, warmup=warmup, regime=regime, device=device,
-            output_dir=f"/tmp/smmix_pool_{os.getpid()}",
+            output_dir=f"/tmp/smmix_pool_{os.getpid()}", **settings,
         )  # fmt: skip
 
 
@@ -88,12 +118,13 @@ def main() -> None:
     args = parser.parse_args()
     from trap_common import result_path
 
+    settings = plan_settings(args.plan)
     start = time.time()
     stop_at = start + args.deadline
     queue: mp.Queue = mp.get_context("spawn").Queue()
     pending = 0
     for group in PLANS[args.plan]():
-        for run in sorted(group, key=lambda run: -run[4]):
+        for run in sorted(group, key=lambda run: -run[4]):  # stable: equal budgets keep the plan's order
             experiment, variant, warmup, seed, epochs = run
             if not result_path(experiment, variant, warmup, epochs, seed).exists():
                 queue.put(run)
@@ -102,7 +133,9 @@ def main() -> None:
     context = mp.get_context("spawn")
     processes = [
         context.Process(
-            target=worker, args=(queue, args.regime, args.device, stop_at, args.seconds_per_epoch), daemon=True
+            target=worker,
+            args=(queue, args.regime, args.device, stop_at, args.seconds_per_epoch, settings),
+            daemon=True,
         )
         for _ in range(min(args.workers, pending))
     ]

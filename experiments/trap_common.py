@@ -30,6 +30,7 @@ from typing import Any
 import datasets
 import torch
 from canvas_digits import load_canvas_digits, token_box_mask
+from ink_oracle import InkOracleTrainer
 from transformers import TrainerCallback, ViTConfig, ViTForImageClassification, ViTImageProcessor, set_seed
 
 from smmix_hf import SMMixConfig, SMMixTrainer
@@ -120,6 +121,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "delta_continuous": {"mix_method": "smmix", "region_sampling": "continuous"},
     "delta_u01": {"mix_method": "smmix", "region_scale_min": 0.0, "region_scale_max": 1.0},
     "delta_half": {"mix_method": "smmix", "region_scale_min": 0.5, "region_scale_max": 0.5},
+    # Oracle windows: SMMix scored by the digit's ink (``ink_oracle.py``) instead of the model's attention.
+    "smmix_ink_oracle": {"mix_method": "smmix", "trainer": "ink_oracle"},
 }
 
 
@@ -359,6 +362,7 @@ def train_run(
         else ViTForImageClassification.from_pretrained(init)
     )
     overrides = dict(VARIANTS[variant])
+    trainer_class = InkOracleTrainer if overrides.pop("trainer", None) == "ink_oracle" else SMMixTrainer
     share = overrides.pop("motivation_warmup_share", None)
     if share is not None:
         overrides["motivation_warmup_epochs"] = share * epochs
@@ -378,7 +382,7 @@ def train_run(
     fix = parse_warmup(warmup)
     if fix is not None:
         callbacks.insert(0, fix)
-    trainer = SMMixTrainer(
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=splits["train"],
