@@ -24,16 +24,19 @@ which is the signal to delete the workaround):
   it to ``load_state_dict(strict=False)`` (``_load_best_model`` likewise), so renamed tensors silently keep
   their current values.
   :func:`restore_checkpoint_weights` loads through ``from_pretrained`` (which renames) and copies strictly.
-- **datasets 5.2, worker epoch** (no upstream report found): a DataLoader worker's saved ``epoch`` is
+- **datasets 5.2, worker epoch** (no report of this fault upstream; the check that drops the position came
+  with datasets#7447 / PR #7451, datasets 3.4): a DataLoader worker's saved ``epoch`` is
   sometimes 0 although it read another epoch, and a position whose epoch does not match is ignored at
   load. Seen in 3 of 6 runs, so not reproducible in a test; ``smmix_hf.stream_resume.loader_state_for_resume``
   writes the Trainer's epoch into the state.
-- **datasets 5.2, shuffled streams** (no upstream report found): a worker first loads its position into
+- **datasets 5.2, shuffled streams** (no report of this fault upstream; datasets#7901, open, is the nearest:
+  shuffled sources that do not resume): a worker first loads its position into
   the whole stream, whose per-shard lists are longer than the worker's, and fails with ``IndexError``;
   ``loader_state_for_resume`` pads the lists (that first load is discarded anyway).
-- **accelerate 1.15 + torchdata 0.11, early workers** (no upstream report found): accelerate asks a new
-  ``StatefulDataLoader`` for its state, which starts its workers with epoch 0 before the Trainer sets
-  the epoch; ``smmix_hf.stream_resume.restart_epoch_afresh`` drops that early iterator.
+- **accelerate 1.15 + torchdata 0.11, early workers** (accelerate#4204, open; fix proposed in PR #4234):
+  ``DataLoaderAdapter.__init__`` asks the new ``StatefulDataLoader`` for its state, which starts its workers
+  with epoch 0 before the Trainer sets the epoch (#4204 reports the same eager call drawing the epoch-0
+  shuffle); ``smmix_hf.stream_resume.restart_epoch_afresh`` drops that early iterator.
 """
 
 from __future__ import annotations
