@@ -208,18 +208,26 @@ def window_hit_rates(
 
     ``*_random`` is the exact expectation of the same quantity over uniformly placed windows.
     """
-    images, labels, boxes = held_out["pixel_values"], held_out["labels"], held_out["boxes"]
-    canvas, grid = regime.canvas, regime.grid
+    images, labels = held_out["pixel_values"], held_out["labels"]
     probe, was_training = SMMixProbe(model), model.training
     device = next(model.parameters()).device
     model.eval()
     try:
-        with probe.reading_attention((canvas, canvas)):
+        with probe.reading_attention((regime.canvas, regime.canvas)):
             logits = model(pixel_values=images.to(device)).logits.float().cpu()
         scores = probe.scores.float().cpu()
     finally:
         probe.remove()
         model.train(was_training)
+    result = score_hit_rates(scores, held_out["boxes"], regime)
+    result["clean_top1"] = float((logits.argmax(-1) == labels).float().mean())
+    result["clean_loss"] = float(torch.nn.functional.cross_entropy(logits, labels))
+    return result
+
+
+def score_hit_rates(scores: torch.Tensor, boxes: torch.Tensor, regime: Regime = CANVAS32) -> dict[str, float]:
+    """The window hit rates of :func:`window_hit_rates` for given ``[B, g, g]`` scores and digit boxes."""
+    canvas, grid = regime.canvas, regime.grid
     digit = token_box_mask(boxes, canvas, grid).float()  # [B, g, g]
     digit_tokens = digit.sum(dim=(1, 2))
     rates: dict[str, list[float]] = {
@@ -235,7 +243,7 @@ def window_hit_rates(
             "tgt_occlude_random",
         )
     }
-    rows = torch.arange(images.shape[0])
+    rows = torch.arange(scores.shape[0])
     for side in regime.sides:
         inside = digit.unfold(1, side, 1).unfold(2, side, 1).sum(dim=(-1, -2))  # digit tokens per window position
         flat = inside.flatten(1)
@@ -252,10 +260,7 @@ def window_hit_rates(
         rates["tgt_avoid_random"].append(float(((flat == 0).float().sum(1) / positions).mean()))
         rates["tgt_occlude"].append(float((at_worst / digit_tokens).mean()))
         rates["tgt_occlude_random"].append(rates["src_cover_random"][-1])
-    result = {key: statistics.mean(values) for key, values in rates.items()}
-    result["clean_top1"] = float((logits.argmax(-1) == labels).float().mean())
-    result["clean_loss"] = float(torch.nn.functional.cross_entropy(logits, labels))
-    return result
+    return {key: statistics.mean(values) for key, values in rates.items()}
 
 
 class WindowProbeCallback(TrainerCallback):

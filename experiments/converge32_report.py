@@ -1,0 +1,243 @@
+#!/usr/bin/env python
+"""the warm-started 32 px canvas runs (80 epochs): convergence, CutMix vs SMMix, and where SMMix's windows matter.
+
+Reads the JSON runs that ``pool.py --plan converge32 --regime canvas32 --device cpu`` wrote (no training):
+CutMix, SMMix (all terms), SMMix with oracle windows scored by the digit's ink (``ink_oracle.py``) and
+SMMix with random windows, all fine-tuned for 80 epochs from the full-frame digits checkpoint.
+
+The three SMMix arms differ only in where the windows come from, so they split SMMix's result into
+the part due to its attention (attention − random windows), the part the attention leaves on the table
+(oracle − attention) and the part due to the method around the windows (random windows − CutMix: the
+same kind of random boxes, plus L_fine, L_con and the motivated forward's clean logits).
+
+    python experiments/converge32_report.py
+
+Writes ``experiments/results/converge32_report/``: ``summary.md`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report_stats import Runs, finals, mean_std_signed, pct, per_seed, welch, welch_text
+
+EXPERIMENT = "converge32"
+EPOCHS = 80
+ARMS = ["cutmix", "smmix", "smmix_ink_oracle", "random_windows"]
+LABELS = {
+    "cutmix": "CutMix",
+    "smmix": "SMMix (attention windows)",
+    "smmix_ink_oracle": "SMMix, oracle windows (digit ink)",
+    "random_windows": "SMMix, random windows",
+}
+COLOURS = {"cutmix": "tab:blue", "smmix": "tab:red", "smmix_ink_oracle": "tab:purple", "random_windows": "tab:grey"}
+HIT_EPOCHS = [1, 5, 10, 20, 40, 60, 80]
+COMPARISONS = [
+    ("cutmix", "smmix", "SMMix − CutMix: the paper's claim"),
+    ("cutmix", "smmix_ink_oracle", "oracle windows − CutMix: SMMix with perfect windows"),
+    ("cutmix", "random_windows", "random windows − CutMix: the method around the windows"),
+    ("random_windows", "smmix", "attention − random windows: what the attention adds"),
+    ("smmix", "smmix_ink_oracle", "oracle − attention windows: what the attention leaves"),
+]
+
+
+def pick(runs: Runs, variant: str) -> Runs:
+    from trap_common import select
+
+    return sorted(select(runs, variant, "none", EPOCHS), key=lambda run: run["seed"])
+
+
+def header(runs: Runs) -> list[str]:
+    seconds = [run["train_seconds"] for run in runs]
+    codes = sorted({str(run.get("code", "?")) for run in runs})
+    return [
+        "# 32 px canvas digits, warm start, 80 epochs: convergence, CutMix vs SMMix, attention vs oracle windows",
+        "",
+        "Regime `canvas32`: 10-16 px digits at a random place on a 32 px canvas (noise 0.25), 1,437 training digits "
+        "× 2 renderings, 360 held-out digits; ViT 4 layers, width 96, 4 heads, MLP 192, patch 4 (8 × 8 tokens), "
+        "warm-started from the same ViT trained 15 epochs without mixing on the full-frame 32 px digits; AdamW lr "
+        "1e-3, wd 0.05, cosine over 80 epochs, 50 warm-up steps, batch 64, label smoothing 0.1, Mixup at p = 0.5 "
+        "alternating with CutMix / SMMix, random resized crop 0.8-1; SMMix window sides ⌊δ·8⌋, δ ~ U(0.25, 0.75).",
+        "",
+        f"Runs: {len(runs)}, on this project's 2-core CPU machine, one thread a run, two at a time; code commit(s): "
+        f"{', '.join(codes)}; training time per run: median {statistics.median(seconds):.0f} s "
+        f"(range {min(seconds):.0f}-{max(seconds):.0f} s).",
+        "",
+        "Accuracies are held-out clean top-1 (360 canvases) in percent, mean ± std over seeds (sample std); "
+        "`sN: x` is seed N. Intervals: 95% Welch t interval on a difference of two means, in points.",
+        "",
+    ]
+
+
+def convergence_section(by_arm: dict[str, Runs]) -> list[str]:
+    from trap_common import last_fraction_change
+
+    lines = [
+        "## 1. Convergence",
+        "",
+        "Δlast20%: clean top-1 at epoch 80 minus at epoch 64. Section 1's criterion: |Δ| < 1 point. "
+        "`last 5`: mean of epochs 76-80 minus mean of epochs 60-64, which is less exposed to the ±1 image "
+        "(0.28 points) steps of a 360-image evaluation.",
+        "",
+        "| arm | n | Δlast20% per seed | mean ± std | abs(Δ) < 1 point | last 5 − 60-64, mean ± std |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, runs in by_arm.items():
+        if not runs:
+            continue
+        changes = [last_fraction_change(run) for run in runs]
+        smooth = [window_mean(run, 76, 80) - window_mean(run, 60, 64) for run in runs]
+        flat = sum(abs(change) < 0.01 for change in changes)
+        cells = ", ".join(f"s{run['seed']}: {pct(change, True)}" for run, change in zip(runs, changes, strict=True))
+        lines.append(
+            f"| {LABELS[variant]} | {len(runs)} | {cells} | {mean_std_signed(changes)} | {flat} of {len(runs)} | "
+            f"{mean_std_signed(smooth)} |"
+        )
+    lines.append("")
+    return lines
+
+
+def window_mean(run: dict, first: int, last: int) -> float:
+    values = [float(entry["clean_top1"]) for entry in run["history"] if first <= int(entry["epoch"]) <= last]
+    return statistics.mean(values)
+
+
+def results_section(by_arm: dict[str, Runs]) -> list[str]:
+    from trap_common import mean_std
+
+    lines = [
+        "## 2. Final clean top-1",
+        "",
+        "| arm | n | top-1 | per seed |",
+        "|---|---|---|---|",
+    ]
+    for variant, runs in by_arm.items():
+        if runs:
+            lines.append(f"| {LABELS[variant]} | {len(runs)} | {mean_std(finals(runs))} | {per_seed(runs)} |")
+    lines += ["", "| comparison | n | difference [95% CI] | interval excludes 0 |", "|---|---|---|---|"]
+    for base, other, title in COMPARISONS:
+        a, b = finals(by_arm.get(base, [])), finals(by_arm.get(other, []))
+        result = welch(a, b)
+        if result is None:
+            continue
+        _, low, high = result
+        excludes = "yes" if low > 0 or high < 0 else "no"
+        lines.append(f"| {title} | {len(b)} vs {len(a)} | {welch_text(a, b)} | {excludes} |")
+    lines.append("")
+    return lines
+
+
+def hit_section(by_arm: dict[str, Runs], oracle_rates: dict[str, float]) -> list[str]:
+    from trap_common import epoch_curve
+
+    arms = [variant for variant in ARMS if by_arm.get(variant)]
+    short = {"cutmix": "C", "smmix": "S", "smmix_ink_oracle": "O", "random_windows": "R"}
+    order = " / ".join(short[variant] for variant in arms)
+    curves = {
+        (variant, key): epoch_curve(by_arm[variant], key)
+        for variant in arms
+        for key in ("src_hit", "tgt_avoid", "tgt_occlude", "src_hit_random", "tgt_avoid_random", "tgt_occlude_random")
+    }
+
+    def at(variant: str, key: str, epoch: int) -> str:
+        epochs, means, _ = curves[variant, key]
+        return f"{100 * means[epochs.index(epoch)]:.1f}" if epoch in epochs else "–"
+
+    lines = [
+        "## 3. The model's own attention windows on held-out canvases",
+        "",
+        "Each model's motivated forward (eval mode, Eq. 6 scores) at each epoch end; window sides 2-5 tokens, "
+        "equally weighted. `src hit`: the max window overlaps the digit; `tgt avoid`: the min window misses it; "
+        "`tgt occlude`: share of the digit's tokens under the min window. Only the SMMix arm trains with these "
+        "windows; the others are measured the same way. Mean over seeds, percent; "
+        + ", ".join(f"{short[variant]} = {LABELS[variant]}" for variant in arms)
+        + ".",
+        "",
+        f"| epoch | src hit: {order} / random | tgt avoid: {order} / random | tgt occlude: {order} / random |",
+        "|---|---|---|---|",
+    ]
+    for epoch in HIT_EPOCHS:
+        cells = []
+        for key in ("src_hit", "tgt_avoid", "tgt_occlude"):
+            values = [at(variant, key, epoch) for variant in arms] + [at(arms[0], f"{key}_random", epoch)]
+            cells.append(" / ".join(values))
+        lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "The oracle's own windows on the same canvases (ink scores, no model): "
+        f"src hit {100 * oracle_rates['src_hit']:.1f}, tgt avoid {100 * oracle_rates['tgt_avoid']:.1f} "
+        f"(random {100 * oracle_rates['tgt_avoid_random']:.1f}), tgt occlude {100 * oracle_rates['tgt_occlude']:.1f} "
+        f"(random {100 * oracle_rates['tgt_occlude_random']:.1f}).",
+        "",
+    ]
+    return lines
+
+
+def oracle_hit_rates() -> dict[str, float]:
+    """:func:`trap_common.window_hit_rates` with the ink oracle's scores in place of a model's attention."""
+    from ink_oracle import ink_scores
+    from trap_common import CANVAS32, load_splits, score_hit_rates
+
+    _, _, held_out = load_splits(regime=CANVAS32)
+    scores = ink_scores(held_out["pixel_values"], (CANVAS32.grid, CANVAS32.grid))
+    return score_hit_rates(scores, held_out["boxes"], CANVAS32)
+
+
+def plot(by_arm: dict[str, Runs], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from trap_common import epoch_curve
+
+    panels = [
+        ("clean_top1", "held-out clean top-1 (%)"),
+        ("src_hit", "own max window overlaps digit (%)"),
+        ("tgt_avoid", "own min window misses digit (%)"),
+    ]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
+    for axis, (key, title) in zip(axes, panels, strict=True):
+        for variant in ARMS:
+            runs = by_arm.get(variant)
+            if not runs:
+                continue
+            xs, mean, std = epoch_curve(runs, key)
+            low = [100 * (m - s) for m, s in zip(mean, std, strict=True)]
+            high = [100 * (m + s) for m, s in zip(mean, std, strict=True)]
+            name = f"{LABELS[variant]} (n={len(runs)})"
+            axis.plot(xs, [100 * m for m in mean], color=COLOURS[variant], lw=1.6, label=name)
+            axis.fill_between(xs, low, high, color=COLOURS[variant], alpha=0.12)
+        if key != "clean_top1" and by_arm.get("cutmix"):
+            xs, rand, _ = epoch_curve(by_arm["cutmix"], f"{key}_random")
+            axis.plot(xs, [100 * v for v in rand], color="black", ls="--", lw=1.0, label="random window")
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    from trap_common import RESULTS, load_runs
+
+    runs = load_runs(EXPERIMENT)
+    by_arm = {variant: pick(runs, variant) for variant in ARMS}
+    lines = header(runs)
+    lines += convergence_section(by_arm)
+    lines += results_section(by_arm)
+    lines += hit_section(by_arm, oracle_hit_rates())
+    out = RESULTS / "converge32_report"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text("\n".join(lines))
+    plot(by_arm, out / "curves.png")
+    print((out / "summary.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
