@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_stats import Runs, finals, mean_std_signed, pct, per_seed, welch, welch_text
 
 EXPERIMENT = "converge32"
-EPOCHS = 80
+BUDGETS = [80, 160]
 ARMS = ["cutmix", "smmix", "smmix_ink_oracle", "random_windows"]
 LABELS = {
     "cutmix": "CutMix",
@@ -45,27 +45,32 @@ COMPARISONS = [
 ]
 
 
-def pick(runs: Runs, variant: str) -> Runs:
+def pick(runs: Runs, variant: str, epochs: int) -> Runs:
     from trap_common import select
 
-    return sorted(select(runs, variant, "none", EPOCHS), key=lambda run: run["seed"])
+    return sorted(select(runs, variant, "none", epochs), key=lambda run: run["seed"])
 
 
 def header(runs: Runs) -> list[str]:
-    seconds = [run["train_seconds"] for run in runs]
+    seconds = {budget: [run["train_seconds"] for run in runs if run["epochs"] == budget] for budget in BUDGETS}
+    timing = "; ".join(
+        f"{budget} epochs: median {statistics.median(values):.0f} s ({min(values):.0f}-{max(values):.0f} s)"
+        for budget, values in seconds.items()
+        if values
+    )
     codes = sorted({str(run.get("code", "?")) for run in runs})
     return [
-        "# 32 px canvas digits, warm start, 80 epochs: convergence, CutMix vs SMMix, attention vs oracle windows",
+        "# 32 px canvas digits, warm start, 80 and 160 epochs: convergence, CutMix vs SMMix, attention vs oracle "
+        "windows",
         "",
         "Regime `canvas32`: 10-16 px digits at a random place on a 32 px canvas (noise 0.25), 1,437 training digits "
         "× 2 renderings, 360 held-out digits; ViT 4 layers, width 96, 4 heads, MLP 192, patch 4 (8 × 8 tokens), "
         "warm-started from the same ViT trained 15 epochs without mixing on the full-frame 32 px digits; AdamW lr "
-        "1e-3, wd 0.05, cosine over 80 epochs, 50 warm-up steps, batch 64, label smoothing 0.1, Mixup at p = 0.5 "
+        "1e-3, wd 0.05, cosine over the budget, 50 warm-up steps, batch 64, label smoothing 0.1, Mixup at p = 0.5 "
         "alternating with CutMix / SMMix, random resized crop 0.8-1; SMMix window sides ⌊δ·8⌋, δ ~ U(0.25, 0.75).",
         "",
         f"Runs: {len(runs)}, on this project's 2-core CPU machine, one thread a run, two at a time; code commit(s): "
-        f"{', '.join(codes)}; training time per run: median {statistics.median(seconds):.0f} s "
-        f"(range {min(seconds):.0f}-{max(seconds):.0f} s).",
+        f"{', '.join(codes)}; training time per run: {timing}.",
         "",
         "Accuracies are held-out clean top-1 (360 canvases) in percent, mean ± std over seeds (sample std); "
         "`sN: x` is seed N. Intervals: 95% Welch t interval on a difference of two means, in points.",
@@ -73,60 +78,73 @@ def header(runs: Runs) -> list[str]:
     ]
 
 
-def convergence_section(by_arm: dict[str, Runs]) -> list[str]:
+def convergence_section(by_budget: dict[int, dict[str, Runs]]) -> list[str]:
     from trap_common import last_fraction_change
 
     lines = [
         "## 1. Convergence",
         "",
-        "Δlast20%: clean top-1 at epoch 80 minus at epoch 64. Section 1's criterion: |Δ| < 1 point. "
-        "`last 5`: mean of epochs 76-80 minus mean of epochs 60-64, which is less exposed to the ±1 image "
-        "(0.28 points) steps of a 360-image evaluation.",
+        "Δlast20%: clean top-1 at the last epoch minus at 80% of the budget. Section 1's criterion: |Δ| < 1 point. "
+        "`last 5 − at 80%`: the mean of the last 5 epochs minus the mean of the 5 epochs ending at 80% of the "
+        "budget, less exposed to the 0.28-point steps (one image) of a 360-image evaluation.",
         "",
-        "| arm | n | Δlast20% per seed | mean ± std | abs(Δ) < 1 point | last 5 − 60-64, mean ± std |",
-        "|---|---|---|---|---|---|",
+        "| budget | arm | n | Δlast20% per seed | mean ± std | abs(Δ) < 1 point | last 5 − at 80%, mean ± std |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for variant, runs in by_arm.items():
-        if not runs:
-            continue
-        changes = [last_fraction_change(run) for run in runs]
-        smooth = [window_mean(run, 76, 80) - window_mean(run, 60, 64) for run in runs]
-        flat = sum(abs(change) < 0.01 for change in changes)
-        cells = ", ".join(f"s{run['seed']}: {pct(change, True)}" for run, change in zip(runs, changes, strict=True))
-        lines.append(
-            f"| {LABELS[variant]} | {len(runs)} | {cells} | {mean_std_signed(changes)} | {flat} of {len(runs)} | "
-            f"{mean_std_signed(smooth)} |"
-        )
+    for budget, by_arm in by_budget.items():
+        for variant, runs in by_arm.items():
+            if not runs:
+                continue
+            changes = [last_fraction_change(run) for run in runs]
+            smooth = [
+                window_mean(run, budget - 4, budget) - window_mean(run, budget * 4 // 5 - 4, budget * 4 // 5)
+                for run in runs
+            ]
+            flat = sum(abs(change) < 0.01 for change in changes)
+            cells = ", ".join(f"s{run['seed']}: {pct(c, True)}" for run, c in zip(runs, changes, strict=True))
+            lines.append(
+                f"| {budget} | {LABELS[variant]} | {len(runs)} | {cells} | {mean_std_signed(changes)} | "
+                f"{flat} of {len(runs)} | {mean_std_signed(smooth)} |"
+            )
     lines.append("")
     return lines
 
 
 def window_mean(run: dict, first: int, last: int) -> float:
+    """Mean held-out clean top-1 over epochs ``first`` to ``last`` of one run."""
     values = [float(entry["clean_top1"]) for entry in run["history"] if first <= int(entry["epoch"]) <= last]
     return statistics.mean(values)
 
 
-def results_section(by_arm: dict[str, Runs]) -> list[str]:
+def results_section(by_budget: dict[int, dict[str, Runs]]) -> list[str]:
     from trap_common import mean_std
 
     lines = [
         "## 2. Final clean top-1",
         "",
-        "| arm | n | top-1 | per seed |",
-        "|---|---|---|---|",
+        "| budget | arm | n | top-1 | per seed |",
+        "|---|---|---|---|---|",
     ]
-    for variant, runs in by_arm.items():
-        if runs:
-            lines.append(f"| {LABELS[variant]} | {len(runs)} | {mean_std(finals(runs))} | {per_seed(runs)} |")
-    lines += ["", "| comparison | n | difference [95% CI] | interval excludes 0 |", "|---|---|---|---|"]
-    for base, other, title in COMPARISONS:
-        a, b = finals(by_arm.get(base, [])), finals(by_arm.get(other, []))
-        result = welch(a, b)
-        if result is None:
-            continue
-        _, low, high = result
-        excludes = "yes" if low > 0 or high < 0 else "no"
-        lines.append(f"| {title} | {len(b)} vs {len(a)} | {welch_text(a, b)} | {excludes} |")
+    for budget, by_arm in by_budget.items():
+        for variant, runs in by_arm.items():
+            if runs:
+                lines.append(
+                    f"| {budget} | {LABELS[variant]} | {len(runs)} | {mean_std(finals(runs))} | {per_seed(runs)} |"
+                )
+    lines += [
+        "",
+        "| budget | comparison | n | difference [95% CI] | interval excludes 0 |",
+        "|---|---|---|---|---|",
+    ]
+    for budget, by_arm in by_budget.items():
+        for base, other, title in COMPARISONS:
+            a, b = finals(by_arm.get(base, [])), finals(by_arm.get(other, []))
+            result = welch(a, b)
+            if result is None:
+                continue
+            _, low, high = result
+            excludes = "yes" if low > 0 or high < 0 else "no"
+            lines.append(f"| {budget} | {title} | {len(b)} vs {len(a)} | {welch_text(a, b)} | {excludes} |")
     lines.append("")
     return lines
 
@@ -148,7 +166,7 @@ def hit_section(by_arm: dict[str, Runs], oracle_rates: dict[str, float]) -> list
         return f"{100 * means[epochs.index(epoch)]:.1f}" if epoch in epochs else "–"
 
     lines = [
-        "## 3. The model's own attention windows on held-out canvases",
+        "## 3. The model's own attention windows on held-out canvases (80 epochs)",
         "",
         "Each model's motivated forward (eval mode, Eq. 6 scores) at each epoch end; window sides 2-5 tokens, "
         "equally weighted. `src hit`: the max window overlaps the digit; `tgt avoid`: the min window misses it; "
@@ -187,7 +205,8 @@ def oracle_hit_rates() -> dict[str, float]:
     return score_hit_rates(scores, held_out["boxes"], CANVAS32)
 
 
-def plot(by_arm: dict[str, Runs], path: Path) -> None:
+def plot(by_budget: dict[int, dict[str, Runs]], path: Path) -> None:
+    """Clean top-1 over epochs for every budget (160 epochs dashed), then the own-window hit rates at 80."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,25 +218,29 @@ def plot(by_arm: dict[str, Runs], path: Path) -> None:
         ("src_hit", "own max window overlaps digit (%)"),
         ("tgt_avoid", "own min window misses digit (%)"),
     ]
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.9))
     for axis, (key, title) in zip(axes, panels, strict=True):
-        for variant in ARMS:
-            runs = by_arm.get(variant)
-            if not runs:
-                continue
-            xs, mean, std = epoch_curve(runs, key)
-            low = [100 * (m - s) for m, s in zip(mean, std, strict=True)]
-            high = [100 * (m + s) for m, s in zip(mean, std, strict=True)]
-            name = f"{LABELS[variant]} (n={len(runs)})"
-            axis.plot(xs, [100 * m for m in mean], color=COLOURS[variant], lw=1.6, label=name)
-            axis.fill_between(xs, low, high, color=COLOURS[variant], alpha=0.12)
-        if key != "clean_top1" and by_arm.get("cutmix"):
-            xs, rand, _ = epoch_curve(by_arm["cutmix"], f"{key}_random")
-            axis.plot(xs, [100 * v for v in rand], color="black", ls="--", lw=1.0, label="random window")
+        budgets = BUDGETS if key == "clean_top1" else BUDGETS[:1]
+        for budget in budgets:
+            for variant in ARMS:
+                runs = by_budget[budget].get(variant)
+                if not runs:
+                    continue
+                xs, mean, std = epoch_curve(runs, key)
+                name = f"{LABELS[variant]}, {budget} ep (n={len(runs)})"
+                style = "-" if budget == BUDGETS[0] else "--"
+                axis.plot(xs, [100 * m for m in mean], style, color=COLOURS[variant], lw=1.5, label=name)
+                low = [100 * (m - s) for m, s in zip(mean, std, strict=True)]
+                high = [100 * (m + s) for m, s in zip(mean, std, strict=True)]
+                axis.fill_between(xs, low, high, color=COLOURS[variant], alpha=0.1)
+        cutmix = by_budget[BUDGETS[0]].get("cutmix")
+        if key != "clean_top1" and cutmix:
+            xs, rand, _ = epoch_curve(cutmix, f"{key}_random")
+            axis.plot(xs, [100 * v for v in rand], color="black", ls=":", lw=1.0, label="random window")
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+        axis.legend(fontsize=6)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -227,15 +250,15 @@ def main() -> None:
     from trap_common import RESULTS, load_runs
 
     runs = load_runs(EXPERIMENT)
-    by_arm = {variant: pick(runs, variant) for variant in ARMS}
+    by_budget = {budget: {variant: pick(runs, variant, budget) for variant in ARMS} for budget in BUDGETS}
     lines = header(runs)
-    lines += convergence_section(by_arm)
-    lines += results_section(by_arm)
-    lines += hit_section(by_arm, oracle_hit_rates())
+    lines += convergence_section(by_budget)
+    lines += results_section(by_budget)
+    lines += hit_section(by_budget[BUDGETS[0]], oracle_hit_rates())
     out = RESULTS / "converge32_report"
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text("\n".join(lines))
-    plot(by_arm, out / "curves.png")
+    plot(by_budget, out / "curves.png")
     print((out / "summary.md").read_text())
 
 
