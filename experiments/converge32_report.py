@@ -195,6 +195,45 @@ def hit_section(by_arm: dict[str, Runs], oracle_rates: dict[str, float]) -> list
     return lines
 
 
+def content_section(by_arm: dict[str, Runs], oracle_rates: dict[str, float]) -> list[str]:
+    """What the mixed label says against what the mixed image shows, for each way of placing the windows."""
+    from trap_common import CANVAS32
+
+    label_share = statistics.mean(side**2 for side in CANVAS32.sides) / CANVAS32.grid**2
+
+    def last(variant: str, key: str) -> float | None:
+        runs = by_arm.get(variant)
+        return statistics.mean(float(run["history"][-1][key]) for run in runs) if runs else None
+
+    sources = [
+        ("random windows (expectation)", last("cutmix", "src_cover_random"), last("cutmix", "tgt_occlude_random"))
+    ]
+    sources.append(
+        ("attention of the SMMix-trained models, epoch 80", last("smmix", "src_cover"), last("smmix", "tgt_occlude"))
+    )
+    sources.append(("ink oracle", oracle_rates["src_cover"], oracle_rates["tgt_occlude"]))
+    lines = [
+        "## 4. What the mixed label says and what the mixed image shows",
+        "",
+        f"SMMix's mixed label gives the source λ = window area / image area: {100 * label_share:.1f}% on average over "
+        "the window sides 2-5 of the 8 × 8 grid, wherever the windows are placed. The image shows `src cover` of the "
+        "source digit (its tokens inside the pasted window) and `1 − tgt occlude` of the target digit. `source share "
+        "of the digits shown` = src cover / (src cover + 1 − tgt occlude), from the mean shares over held-out "
+        "canvases. Random windows are the calibration the area rule assumes; the difference from them is how much "
+        "the window placement moves the image away from its label.",
+        "",
+        "| windows placed by | src cover | target shown | source share of the digits shown | label λ |",
+        "|---|---|---|---|---|",
+    ]
+    for name, cover, occlude in sources:
+        if cover is None or occlude is None:
+            continue
+        share = cover / (cover + 1 - occlude)
+        lines.append(f"| {name} | {pct(cover)} | {pct(1 - occlude)} | {pct(share)} | {pct(label_share)} |")
+    lines.append("")
+    return lines
+
+
 def oracle_hit_rates() -> dict[str, float]:
     """:func:`trap_common.window_hit_rates` with the ink oracle's scores in place of a model's attention."""
     from ink_oracle import ink_scores
@@ -254,7 +293,9 @@ def main() -> None:
     lines = header(runs)
     lines += convergence_section(by_budget)
     lines += results_section(by_budget)
-    lines += hit_section(by_budget[BUDGETS[0]], oracle_hit_rates())
+    oracle_rates = oracle_hit_rates()
+    lines += hit_section(by_budget[BUDGETS[0]], oracle_rates)
+    lines += content_section(by_budget[BUDGETS[0]], oracle_rates)
     out = RESULTS / "converge32_report"
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text("\n".join(lines))
