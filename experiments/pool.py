@@ -69,6 +69,9 @@ PLANS = {
 }
 
 
+PLAN_REGIMES = {"converge32": "canvas32"}  # plans tied to one regime (their warm start was trained for it)
+
+
 def plan_settings(plan: str) -> dict:
     """Per-plan training settings beyond the regime's (the warm start and its learning rate)."""
     if plan != "converge32":
@@ -116,6 +119,8 @@ def main() -> None:
         "--seconds-per-epoch", type=float, default=5.0, help="expected time of one epoch, to skip runs that cannot end"
     )
     args = parser.parse_args()
+    if PLAN_REGIMES.get(args.plan, args.regime) != args.regime:
+        parser.error(f"--plan {args.plan} runs in --regime {PLAN_REGIMES[args.plan]}; got --regime {args.regime}.")
     from trap_common import result_path
 
     settings = plan_settings(args.plan)
