@@ -54,6 +54,11 @@ def pick(runs: Runs, variant: str, epochs: int) -> Runs:
     return sorted(select(runs, variant, "none", epochs), key=lambda run: run["seed"])
 
 
+def budget_arms(by_budget: dict[int, dict[str, Runs]]) -> list[tuple[int, str, Runs]]:
+    """``(budget, arm, runs)`` for every arm with runs at a budget, budgets then arms in order."""
+    return [(budget, variant, runs) for budget, by_arm in by_budget.items() for variant, runs in by_arm.items() if runs]
+
+
 def header(runs: Runs) -> list[str]:
     seconds = {budget: [run["train_seconds"] for run in runs if run["epochs"] == budget] for budget in BUDGETS}
     timing = "; ".join(
@@ -94,21 +99,18 @@ def convergence_section(by_budget: dict[int, dict[str, Runs]]) -> list[str]:
         "| budget | arm | n | Δlast20% per seed | mean ± std | abs(Δ) < 1 point | last 5 − at 80%, mean ± std |",
         "|---|---|---|---|---|---|---|",
     ]
-    for budget, by_arm in by_budget.items():
-        for variant, runs in by_arm.items():
-            if not runs:
-                continue
-            changes = [last_fraction_change(run) for run in runs]
-            smooth = [
-                window_mean(run, budget - 4, budget) - window_mean(run, budget * 4 // 5 - 4, budget * 4 // 5)
-                for run in runs
-            ]
-            flat = sum(abs(change) < 0.01 for change in changes)
-            cells = ", ".join(f"s{run['seed']}: {pct(c, True)}" for run, c in zip(runs, changes, strict=True))
-            lines.append(
-                f"| {budget} | {LABELS[variant]} | {len(runs)} | {cells} | {mean_std_signed(changes)} | "
-                f"{flat} of {len(runs)} | {mean_std_signed(smooth)} |"
-            )
+    for budget, variant, runs in budget_arms(by_budget):
+        changes = [last_fraction_change(run) for run in runs]
+        smooth = [
+            window_mean(run, budget - 4, budget) - window_mean(run, budget * 4 // 5 - 4, budget * 4 // 5)
+            for run in runs
+        ]
+        flat = sum(abs(change) < 0.01 for change in changes)
+        cells = ", ".join(f"s{run['seed']}: {pct(c, True)}" for run, c in zip(runs, changes, strict=True))
+        lines.append(
+            f"| {budget} | {LABELS[variant]} | {len(runs)} | {cells} | {mean_std_signed(changes)} | "
+            f"{flat} of {len(runs)} | {mean_std_signed(smooth)} |"
+        )
     lines.append("")
     return lines
 
@@ -128,12 +130,8 @@ def results_section(by_budget: dict[int, dict[str, Runs]]) -> list[str]:
         "| budget | arm | n | top-1 | per seed |",
         "|---|---|---|---|---|",
     ]
-    for budget, by_arm in by_budget.items():
-        for variant, runs in by_arm.items():
-            if runs:
-                lines.append(
-                    f"| {budget} | {LABELS[variant]} | {len(runs)} | {mean_std(finals(runs))} | {per_seed(runs)} |"
-                )
+    for budget, variant, runs in budget_arms(by_budget):
+        lines.append(f"| {budget} | {LABELS[variant]} | {len(runs)} | {mean_std(finals(runs))} | {per_seed(runs)} |")
     lines += [
         "",
         "| budget | comparison | n | difference [95% CI] | interval excludes 0 |",

@@ -73,8 +73,8 @@ PLAN_REGIMES = {"converge32": "canvas32"}  # plans tied to one regime (their war
 
 
 def plan_settings(plan: str) -> dict:
-    """Per-plan training settings beyond the regime's (the warm start and its learning rate)."""
-    if plan != "converge32":
+    """Per-plan training settings beyond the regime's: a plan tied to a regime is warm-started (at lr 1e-3)."""
+    if plan not in PLAN_REGIMES:
         return {}
     from trap_common import PRETRAINED, pretrain
 
