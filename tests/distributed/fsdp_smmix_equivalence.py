@@ -89,6 +89,13 @@ def main() -> None:
     Path(os.environ["SMMIX_RECORD_DIR"], f"rank{rank}.json").write_text(json.dumps(record))
     dist.barrier()  # neither process tears gloo down while the other is still in a collective
     dist.destroy_process_group()
+    # Interpreter finalization can still abort the process (SIGABRT, "terminate called without an active
+    # exception") while Gloo worker threads release work that holds tensors; seen on a loaded 2-core machine with
+    # torch 2.14 in 1 of 3 suite runs, after the record above was written. Upstream: pytorch/pytorch#179291 (an
+    # atexit destroy for this, abandoned). Everything the test reads is on disk, so skip finalization.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
