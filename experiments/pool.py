@@ -21,7 +21,8 @@ One plan in the 32 px canvas regime (``--regime canvas32``), warm-started from t
 checkpoint (``trap_common.pretrain``) at the fine-tuning learning rate of ``epoch_budget.py``:
 
 * ``converge32``: at 80 epochs, 3 seeds: CutMix, SMMix, SMMix with oracle windows (``ink_oracle.py``) and
-  SMMix with random windows; then CutMix and SMMix at 160 epochs, 3 seeds.
+  SMMix with random windows; then CutMix and SMMix at 160 epochs, 3 seeds; then CutMix and SMMix at 200 epochs and
+  SMMix with the motivation warm-up (``smmix_warmup25``) at 80 epochs, 3 seeds.
 """
 
 from __future__ import annotations
@@ -55,10 +56,12 @@ def region48_plan(epochs: int = 80) -> list[list[Run]]:
     return [[*runs, ("canvas48_tables", "smmix_probs", "none", 1, epochs)]]
 
 
-def converge32_plan(epochs: int = 80, long: int = 160) -> list[list[Run]]:
+def converge32_plan(epochs: int = 80, long: int = 160, longest: int = 200) -> list[list[Run]]:
     arms = ("cutmix", "smmix", "smmix_ink_oracle", "random_windows")
     first = [("converge32", variant, "none", seed, epochs) for seed in range(3) for variant in arms]
-    return [first, [("converge32", variant, "none", seed, long) for seed in range(3) for variant in arms[:2]]]
+    second = [("converge32", variant, "none", seed, long) for seed in range(3) for variant in arms[:2]]
+    third = [("converge32", variant, "none", seed, longest) for seed in range(3) for variant in arms[:2]]
+    return [first, second, third + [("converge32", "smmix_warmup25", "none", seed, epochs) for seed in range(3)]]
 
 
 PLANS = {
