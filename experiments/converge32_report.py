@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""the warm-started 32 px canvas runs (80, 160 epochs): convergence, CutMix vs SMMix, where SMMix's windows matter.
+"""the warm-started 32 px canvas runs (80-200 epochs): convergence, CutMix vs SMMix, where SMMix's windows matter.
 
 Reads the JSON runs that ``pool.py --plan converge32 --regime canvas32 --device cpu`` wrote (no training):
 CutMix, SMMix (all terms), SMMix with oracle windows scored by the digit's ink (``ink_oracle.py``) and
 SMMix with random windows, all fine-tuned for 80 epochs from the full-frame digits checkpoint; then
-CutMix and SMMix for 160 epochs.
+CutMix and SMMix for 160 and 200 epochs, and SMMix with the motivation warm-up (random windows and no L_con
+for the first 25% of the epochs, ``motivation_warmup_epochs``) for 80 epochs.
 
 The three SMMix arms differ only in where the windows come from (same window sides, same losses, same
 clean forward), so they split SMMix's result into the part due to its attention (attention − random
@@ -29,15 +30,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_stats import Runs, finals, mean_std_signed, pct, per_seed, welch, welch_text
 
 EXPERIMENT = "converge32"
-BUDGETS = [80, 160]
-ARMS = ["cutmix", "smmix", "smmix_ink_oracle", "random_windows"]
+BUDGETS = [80, 160, 200]
+ARMS = ["cutmix", "smmix", "smmix_ink_oracle", "random_windows", "smmix_warmup25"]
 LABELS = {
     "cutmix": "CutMix",
     "smmix": "SMMix (attention windows)",
     "smmix_ink_oracle": "SMMix, oracle windows (digit ink)",
     "random_windows": "SMMix, random windows",
+    "smmix_warmup25": "SMMix + motivation warm-up 25%",
 }
-COLOURS = {"cutmix": "tab:blue", "smmix": "tab:red", "smmix_ink_oracle": "tab:purple", "random_windows": "tab:grey"}
+COLOURS = {
+    "cutmix": "tab:blue",
+    "smmix": "tab:red",
+    "smmix_ink_oracle": "tab:purple",
+    "random_windows": "tab:grey",
+    "smmix_warmup25": "tab:orange",
+}
+SHORT = {"cutmix": "C", "smmix": "S", "smmix_ink_oracle": "O", "random_windows": "R", "smmix_warmup25": "W"}
+STYLES = {80: "-", 160: "--", 200: ":"}
 HIT_EPOCHS = [1, 5, 10, 20, 40, 60, 80]
 COMPARISONS = [
     ("cutmix", "smmix", "SMMix − CutMix: the paper's claim"),
@@ -45,6 +55,8 @@ COMPARISONS = [
     ("cutmix", "random_windows", "random windows − CutMix: SMMix's sizes and losses, no window choice"),
     ("random_windows", "smmix", "attention − random windows: what the attention adds"),
     ("smmix", "smmix_ink_oracle", "ink-oracle − attention windows: what the attention leaves"),
+    ("cutmix", "smmix_warmup25", "warm-up SMMix − CutMix"),
+    ("smmix", "smmix_warmup25", "warm-up − plain SMMix: what 20 epochs of random windows without L_con recover"),
 ]
 
 
@@ -68,7 +80,7 @@ def header(runs: Runs) -> list[str]:
     )
     codes = sorted({str(run.get("code", "?")) for run in runs})
     return [
-        "# 32 px canvas digits, warm start, 80 and 160 epochs: convergence, CutMix vs SMMix, attention vs oracle "
+        "# 32 px canvas digits, warm start, 80 to 200 epochs: convergence, CutMix vs SMMix, attention vs oracle "
         "windows",
         "",
         "Regime `canvas32`: 10-16 px digits at a random place on a 32 px canvas (noise 0.25), 1,437 training digits "
@@ -154,8 +166,7 @@ def hit_section(by_arm: dict[str, Runs], oracle_rates: dict[str, float]) -> list
     from trap_common import epoch_curve
 
     arms = [variant for variant in ARMS if by_arm.get(variant)]
-    short = {"cutmix": "C", "smmix": "S", "smmix_ink_oracle": "O", "random_windows": "R"}
-    order = " / ".join(short[variant] for variant in arms)
+    order = " / ".join(SHORT[variant] for variant in arms)
     curves = {
         (variant, key): epoch_curve(by_arm[variant], key)
         for variant in arms
@@ -171,10 +182,9 @@ def hit_section(by_arm: dict[str, Runs], oracle_rates: dict[str, float]) -> list
         "",
         "Each model's motivated forward (eval mode, Eq. 6 scores) at each epoch end; window sides 2-5 tokens, "
         "equally weighted. `src hit`: the max window overlaps the digit; `tgt avoid`: the min window misses it; "
-        "`tgt occlude`: share of the digit's tokens under the min window. Only the SMMix arm trains with these "
-        "windows; the others are measured the same way. Mean over seeds, percent; "
-        + ", ".join(f"{short[variant]} = {LABELS[variant]}" for variant in arms)
-        + ".",
+        "`tgt occlude`: share of the digit's tokens under the min window. Only the SMMix arm (and the warm-up "
+        "arm after its first 20 epochs) trains with these windows; the others are measured the same way. "
+        "Mean over seeds, percent; " + ", ".join(f"{SHORT[variant]} = {LABELS[variant]}" for variant in arms) + ".",
         "",
         f"| epoch | src hit: {order} / random | tgt avoid: {order} / random | tgt occlude: {order} / random |",
         "|---|---|---|---|",
@@ -245,7 +255,7 @@ def oracle_hit_rates() -> dict[str, float]:
 
 
 def plot(by_budget: dict[int, dict[str, Runs]], path: Path) -> None:
-    """Clean top-1 over epochs for every budget (160 epochs dashed), then the own-window hit rates at 80."""
+    """Clean top-1 over epochs for every budget (160 epochs dashed, 200 dotted), then the own-window hit rates at 80."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -267,7 +277,7 @@ def plot(by_budget: dict[int, dict[str, Runs]], path: Path) -> None:
                     continue
                 xs, mean, std = epoch_curve(runs, key)
                 name = f"{LABELS[variant]}, {budget} ep (n={len(runs)})"
-                style = "-" if budget == BUDGETS[0] else "--"
+                style = STYLES[budget]
                 axis.plot(xs, [100 * m for m in mean], style, color=COLOURS[variant], lw=1.5, label=name)
                 low = [100 * (m - s) for m, s in zip(mean, std, strict=True)]
                 high = [100 * (m + s) for m, s in zip(mean, std, strict=True)]
