@@ -87,8 +87,16 @@ def plan_settings(plan: str) -> dict:
 
 
 def worker(
-    queue: mp.Queue, regime_name: str, device: str, stop_at: float, seconds_per_epoch: float, settings: dict
+    queue: mp.Queue,
+    regime_name: str,
+    device: str,
+    stop_at: float,
+    seconds_per_epoch: float,
+    settings: dict,
+    parent: int,
 ) -> None:
+    """Train runs from ``queue`` until it is empty, the deadline nears, or the pool process ``parent`` is gone
+    (a killed pool leaves its spawned workers behind; they finish the run in hand and take no other)."""
     import torch
 
     torch.set_num_threads(1)
@@ -97,7 +105,7 @@ def worker(
     setup_threads()
     regime = REGIMES[regime_name]
     splits, processor, held_out = load_splits(regime=regime)
-    while time.time() < stop_at:
+    while time.time() < stop_at and os.getppid() == parent:
         try:
             experiment, variant, warmup, seed, epochs = queue.get_nowait()
         except Exception:
@@ -142,7 +150,7 @@ def main() -> None:
     processes = [
         context.Process(
             target=worker,
-            args=(queue, args.regime, args.device, stop_at, args.seconds_per_epoch, settings),
+            args=(queue, args.regime, args.device, stop_at, args.seconds_per_epoch, settings, os.getpid()),
             daemon=True,
         )
         for _ in range(min(args.workers, pending))
