@@ -21,8 +21,9 @@ One plan in the 32 px canvas regime (``--regime canvas32``), warm-started from t
 checkpoint (``trap_common.pretrain``) at the fine-tuning learning rate of ``epoch_budget.py``:
 
 * ``converge32``: at 80 epochs, 3 seeds: CutMix, SMMix, SMMix with oracle windows (``ink_oracle.py``) and
-  SMMix with random windows; then CutMix and SMMix at 160 epochs, 3 seeds; then CutMix and SMMix at 200 epochs and
-  SMMix with the motivation warm-up (``smmix_warmup25``) at 80 epochs, 3 seeds.
+  SMMix with random windows; then CutMix and SMMix at 160 epochs, 3 seeds; then at 80 epochs SMMix with the
+  motivation warm-up (``smmix_warmup25``, 5 seeds) and seeds 3-4 of CutMix and SMMix; then CutMix and SMMix at
+  200 epochs, 3 seeds.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ def converge32_plan(epochs: int = 80, long: int = 160, longest: int = 200) -> li
     arms = ("cutmix", "smmix", "smmix_ink_oracle", "random_windows")
     first = [("converge32", variant, "none", seed, epochs) for seed in range(3) for variant in arms]
     second = [("converge32", variant, "none", seed, long) for seed in range(3) for variant in arms[:2]]
-    third = [("converge32", variant, "none", seed, longest) for seed in range(3) for variant in arms[:2]]
-    return [first, second, third + [("converge32", "smmix_warmup25", "none", seed, epochs) for seed in range(3)]]
+    fix = ("cutmix", "smmix", "smmix_warmup25")  # the fix's 5-seed test: seeds 3 and 4 of CutMix and SMMix
+    third = [("converge32", v, "none", s, epochs) for s in range(5) for v in fix if s >= 3 or v == fix[2]]
+    fourth = [("converge32", variant, "none", seed, longest) for seed in range(3) for variant in arms[:2]]
+    return [first, second, third, fourth]
 
 
 PLANS = {
