@@ -56,7 +56,7 @@ def seconds_per_step(settings: dict, steps: int, image_size: int, batch: int, se
     args = SMMixConfig(
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=batch, max_steps=steps, logging_steps=steps,
         save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True, dataloader_num_workers=0,
-        mixup_switch_prob=0.5, seed=seed, **settings,
+        mixup_switch_prob=0.5, motivation_warmup_ratio=0.0, seed=seed, **settings,
     )  # fmt: skip
     trainer = SMMixTrainer(model=model, args=args, train_dataset=Noise())
     result = trainer.train()

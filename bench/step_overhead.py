@@ -114,6 +114,7 @@ def build_trainers(model, args: argparse.Namespace, methods: list[str], output_d
             output_dir=output_dir,
             mix_method=method,
             mixup_switch_prob=0.0,
+            motivation_warmup_ratio=0.0,  # every timed step is a full SMMix step
             per_device_train_batch_size=args.batch_size,
             use_cpu=args.device == "cpu",
             report_to="none",

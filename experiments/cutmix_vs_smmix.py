@@ -91,6 +91,7 @@ def run(name: str, method: str, seed: int, epochs: int, output_dir: Path) -> dic
     args = SMMixConfig(
         output_dir=str(output_dir / f"{name}-{method}-seed{seed}"),
         mix_method=method,
+        motivation_warmup_ratio=0.0,  # the paper's schedule, as these runs were made
         mixup_prob=0.5,
         num_train_epochs=epochs,
         per_device_train_batch_size=64,

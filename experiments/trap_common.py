@@ -371,6 +371,8 @@ def train_run(
     share = overrides.pop("motivation_warmup_share", None)
     if share is not None:
         overrides["motivation_warmup_epochs"] = share * epochs
+    else:
+        overrides["motivation_warmup_ratio"] = 0.0  # the paper's schedule unless the variant asks for a warm-up
     sampling = version_kwargs() if regime is CANVAS32 else {"mixup_switch_prob": 0.5}
     recipe = dict(RECIPE, use_cpu=device == "cpu")
     args = SMMixConfig(

@@ -2,9 +2,9 @@
 """Break SMMix's wiring on purpose, one bug at a time, and show which reference test catches each.
 
 Each mutation edits a temporary copy of the ``smmix_hf`` package (the checkout is never touched), then
-runs the reference tests (``tests/test_reference_step.py``, ``tests/test_reference_behaviour.py``)
-against that copy. The table lists every mutation and the first test that failed; a mutation that no
-test catches makes the script exit with status 1.
+runs the reference tests (``tests/test_reference_step.py``, ``tests/test_reference_behaviour.py``,
+``tests/test_reference_transmix.py``) against that copy. The table lists every mutation and the first test that
+failed; a mutation that no test catches makes the script exit with status 1.
 
     python scripts/mutation_check.py            # every mutation
     python scripts/mutation_check.py --list     # their names
@@ -202,6 +202,18 @@ MUTATIONS = (
         "the Trainer is told the loss is already scaled for gradient accumulation",
         "trainer.py",
         (("loss_is_scaled_for_ga = False", "loss_is_scaled_for_ga = True"),),
+    ),
+    Mutation(
+        "motivation_warmup_off_by_default",
+        "no motivation warm-up unless configured: max-min windows and L_con from the first step by default",
+        "methods/smmix.py",
+        (("DEFAULT_MOTIVATION_WARMUP_RATIO = 0.25", "DEFAULT_MOTIVATION_WARMUP_RATIO = 0.0"),),
+    ),
+    Mutation(
+        "motivation_warmup_with_a_motivator",
+        "a trained motivator still gets the default warm-up (random windows, no L_con) at the start",
+        "methods/base.py",
+        (("if motivator_given and warmup_ratio is None", "if False and warmup_ratio is None"),),
     ),
 )
 

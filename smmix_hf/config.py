@@ -1,4 +1,4 @@
-"""``SMMixConfig``: ``TrainingArguments`` plus every SMMix knob, with the paper's defaults."""
+"""``SMMixConfig``: ``TrainingArguments`` plus every SMMix knob, with the paper's defaults but one (the warm-up)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from transformers import TrainingArguments
 
 from smmix_hf.draws import REGION_SAMPLINGS
 from smmix_hf.methods import LABEL_REWEIGHTINGS, MIX_METHODS, MixSettings, build_mix_method
+from smmix_hf.methods.smmix import DEFAULT_MOTIVATION_WARMUP_RATIO
 from smmix_hf.region_head import REGION_HEADS
 
 __all__ = ["SMMixConfig"]
@@ -21,8 +22,10 @@ class SMMixConfig(TrainingArguments):
     """Training arguments for :class:`~smmix_hf.SMMixTrainer`.
 
     Defaults follow the paper's ImageNet recipe (SMMix in place of CutMix in the DeiT recipe,
-    alternating with Mixup at p = 0.5, label smoothing 0.1). Two ``TrainingArguments`` defaults
-    change: ``label_smoothing_factor`` is 0.1 and applies to every soft target, and
+    alternating with Mixup at p = 0.5, label smoothing 0.1), except one: SMMix batches use random windows and
+    no L_con for the first 25% of the optimizer steps (``motivation_warmup_ratio``; 0 gives the paper's
+    schedule; off by default when a trained motivator places the windows). Two ``TrainingArguments``
+    defaults change: ``label_smoothing_factor`` is 0.1 and applies to every soft target, and
     ``remove_unused_columns`` is False so the image column survives for on-the-fly transforms.
     """
 
@@ -96,13 +99,18 @@ class SMMixConfig(TrainingArguments):
             "False draws both windows at random token-aligned positions (Tab. 7 ablation)."
         },
     )
-    motivation_warmup_epochs: float = field(
-        default=0.0,
+    motivation_warmup_ratio: float | None = field(
+        default=None,
         metadata={
-            "help": "SMMix batches use random windows and no L_con for this many epochs first, then max-min "
-            "windows and L_con (0: from the first step, as the paper). From scratch, a model's attention does "
-            "not yet find the objects; see the README's Evidence section."
+            "help": "Share of the run's optimizer steps, in [0, 1), during which SMMix batches use random windows "
+            f"and no L_con before max-min windows and L_con take over (default {DEFAULT_MOTIVATION_WARMUP_RATIO}; "
+            "0: from the first step, as the paper). A model's attention does not find the objects early in "
+            "training; see the README's Evidence section."
         },
+    )
+    motivation_warmup_epochs: float | None = field(
+        default=None,
+        metadata={"help": "The motivation warm-up in epochs instead of a share of the steps (give one of the two)."},
     )
     cls_loss_weight: float = field(default=1.0, metadata={"help": "Weight of L_cls, the mixed-label CE (Eq. 9)."})
     fine_loss_weight: float = field(
@@ -205,8 +213,15 @@ class SMMixConfig(TrainingArguments):
                 f"region_scale_min={self.region_scale_min}, region_scale_max={self.region_scale_max}."
             )
         for name in ("cls_loss_weight", "fine_loss_weight", "consistency_loss_weight", "motivation_warmup_epochs"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}.")
+        if self.motivation_warmup_ratio is not None and not 0.0 <= self.motivation_warmup_ratio < 1.0:
+            raise ValueError(f"motivation_warmup_ratio must be in [0, 1); got {self.motivation_warmup_ratio}.")
+        if self.motivation_warmup_ratio is not None and self.motivation_warmup_epochs is not None:
+            raise ValueError(
+                "give motivation_warmup_ratio or motivation_warmup_epochs, not both; got "
+                f"{self.motivation_warmup_ratio} and {self.motivation_warmup_epochs}."
+            )
         if self.consistency_target not in CONSISTENCY_TARGETS:
             raise ValueError(
                 f"consistency_target must be one of {', '.join(CONSISTENCY_TARGETS)}; got {self.consistency_target!r}."

@@ -58,7 +58,8 @@ class SMMixTrainer(TrainerPrivateOverrides):
             kwargs["compute_metrics"] = compute_topk_metrics
             kwargs["preprocess_logits_for_metrics"] = preprocess_logits_for_metrics
         seed = args.seed + (args.process_index if args.per_process_draws else 0)
-        self.method: MixMethod = build_mix_method(MixSettings.from_config(args), seed)
+        settings = MixSettings.from_config(args, motivator_given=motivator is not None)
+        self.method: MixMethod = build_mix_method(settings, seed)
         # Refuse a model the method cannot train before the Trainer sets anything up (e.g. the output directory).
         probe = self._check_model(model) if model is not None else None
         super().__init__(model=model, args=args, **kwargs)
@@ -89,7 +90,8 @@ class SMMixTrainer(TrainerPrivateOverrides):
 
         image_size = (images.shape[-2], images.shape[-1])
         grid = self.probe.token_grid(image_size) if self.probe is not None else None
-        draw = self.method.draw(image_size, grid, epoch=self.state.epoch)
+        progress = self.state.global_step / self.state.max_steps if self.state.max_steps else None
+        draw = self.method.draw(image_size, grid, epoch=self.state.epoch, progress=progress)
         method = draw.mixer
         clean_logits = scores = None
         if method.needs_clean_forward:

@@ -30,6 +30,8 @@ def config(tmp_path, **overrides) -> SMMixConfig:
         dataloader_num_workers=0,
         seed=0,
     )
+    if "motivation_warmup_epochs" not in overrides:  # the reference step is the paper's: no warm-up
+        settings["motivation_warmup_ratio"] = 0.0
     return SMMixConfig(**{**settings, **overrides})
 
 
@@ -99,6 +101,43 @@ def test_motivation_warmup_uses_random_windows_without_the_motivated_forward_the
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert ["loss_con" in entry for entry in logs] == [False, False, True, True]
     assert all("loss_fine" in entry for entry in logs)
+
+
+def test_default_motivation_warmup_is_the_first_quarter_of_the_steps(tmp_path):
+    """The default: steps 0 of 4 (progress 0 < 0.25) is the warm-up, one train-mode forward and no L_con; steps
+    1-3 (progress 0.25, 0.5, 0.75) are the paper's SMMix step, an eval-mode motivated forward and L_con."""
+    torch.manual_seed(0)
+    model = tiny_vit()
+    args = config(tmp_path, mixup_switch_prob=0.0, max_steps=4, logging_steps=1, motivation_warmup_ratio=None)
+    trainer = SMMixTrainer(
+        model=model, args=args, train_dataset=digits_split("train", 8, True), data_collator=collate_image_batch
+    )
+    modes: list[bool] = []
+    model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
+    trainer.train()
+    assert modes == [True, False, True, False, True, False, True]
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert ["loss_con" in entry for entry in logs] == [False, True, True, True]
+
+
+def test_a_given_motivator_places_the_windows_from_the_first_step(tmp_path):
+    """With a trained motivator (Tab. 9) the default has no warm-up: step 0 already runs the motivator's
+    forward (eval mode) and logs L_con."""
+    torch.manual_seed(0)
+    model, motivator = tiny_vit(), tiny_vit()
+    args = config(tmp_path, mixup_switch_prob=0.0, max_steps=1, logging_steps=1, motivation_warmup_ratio=None)
+    trainer = SMMixTrainer(
+        model=model,
+        args=args,
+        motivator=motivator,
+        train_dataset=digits_split("train", 2, True),
+        data_collator=collate_image_batch,
+    )
+    calls: list[bool] = []
+    motivator.register_forward_pre_hook(lambda module, inputs: calls.append(module.training))
+    trainer.train()
+    assert calls == [False]
+    assert "loss_con" in next(entry for entry in trainer.state.log_history if "loss" in entry)
 
 
 class InOrder(IterableDataset):

@@ -61,6 +61,7 @@ def test_smmix_loss_is_the_weighted_sum_of_its_terms(tmp_path):
         cls_loss_weight=1.0,
         fine_loss_weight=0.5,
         consistency_loss_weight=2.0,
+        motivation_warmup_ratio=0.0,  # the paper's step: L_con from the first step
         logging_steps=1,
         max_steps=1,
     )

@@ -4,7 +4,7 @@ how it mixes a batch and which loss terms it adds.
 A training step, as :class:`~smmix_hf.SMMixTrainer` runs it (the analysis tools run the first three
 steps with the same objects)::
 
-    draw = method.draw(image_size, grid, epoch)         # host-side random draws; draw.mixer mixes the batch
+    draw = method.draw(image_size, grid, epoch, progress)  # host-side random draws; draw.mixer mixes the batch
     step = draw.mixer
     clean_logits, scores = motivated_forward(images) if step.needs_clean_forward else (None, None)
     mixed = step.mix(images, draw, clean_logits, scores)
@@ -37,13 +37,14 @@ __all__ = ["LabelReweighting", "MixDraw", "MixMethod", "MixSettings", "Mixed"]
 
 @dataclass(frozen=True)
 class MixSettings:
-    """Every knob of the mixing methods, with the paper's defaults; ``SMMixConfig`` documents each field.
+    """Every knob of the mixing methods, with the paper's defaults except the motivation warm-up (None: the first
+    25% of the steps; 0 gives the paper's schedule); ``SMMixConfig`` documents each field.
 
     Parameters that choose the method: ``mix_method``, ``mixup_switch_prob``, ``mix_prob``, ``mix_off_epoch``.
     Parameters of the draws: ``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``region_scale``,
     ``region_sampling``. Parameters of SMMix's windows and losses: ``max_min_regions``,
-    ``motivation_warmup_epochs``, the three loss weights, ``consistency_target``, ``region_head``,
-    ``label_smoothing`` (in every soft target) and ``label_reweighting``.
+    ``motivation_warmup_ratio`` / ``motivation_warmup_epochs``, the three loss weights, ``consistency_target``,
+    ``region_head``, ``label_smoothing`` (in every soft target) and ``label_reweighting``.
     """
 
     mix_method: str = "smmix"
@@ -56,7 +57,8 @@ class MixSettings:
     region_scale: tuple[float, float] = (0.25, 0.75)
     region_sampling: str = "official"
     max_min_regions: bool = True
-    motivation_warmup_epochs: float = 0.0
+    motivation_warmup_ratio: float | None = None
+    motivation_warmup_epochs: float | None = None
     cls_loss_weight: float = 1.0
     fine_loss_weight: float = 1.0
     consistency_loss_weight: float = 1.0
@@ -66,8 +68,12 @@ class MixSettings:
     label_reweighting: str = "none"
 
     @classmethod
-    def from_config(cls, args: Any) -> MixSettings:
-        """The settings of an ``SMMixConfig``."""
+    def from_config(cls, args: Any, motivator_given: bool = False) -> MixSettings:
+        """The settings of an ``SMMixConfig``. With ``motivator_given`` (a trained motivator places the windows,
+        Tab. 9) the motivation warm-up is off unless the config asks for one."""
+        warmup_ratio = args.motivation_warmup_ratio
+        if motivator_given and warmup_ratio is None and args.motivation_warmup_epochs is None:
+            warmup_ratio = 0.0
         return cls(
             mix_method=args.mix_method,
             mixup_switch_prob=args.mixup_switch_prob,
@@ -79,6 +85,7 @@ class MixSettings:
             region_scale=args.region_scale,
             region_sampling=args.region_sampling,
             max_min_regions=args.max_min_regions,
+            motivation_warmup_ratio=warmup_ratio,
             motivation_warmup_epochs=args.motivation_warmup_epochs,
             cls_loss_weight=args.cls_loss_weight,
             fine_loss_weight=args.fine_loss_weight,
@@ -191,8 +198,16 @@ class MixMethod(ABC):
     # ---- its randomness ----
 
     @abstractmethod
-    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, epoch: float | None = None) -> MixDraw:
-        """This batch's draws for images of ``image_size`` pixels on a ``grid`` of tokens (None without probe)."""
+    def draw(
+        self,
+        image_size: tuple[int, int],
+        grid: tuple[int, int] | None,
+        epoch: float | None = None,
+        progress: float | None = None,
+    ) -> MixDraw:
+        """This batch's draws for images of ``image_size`` pixels on a ``grid`` of tokens (None without probe);
+        ``epoch`` and ``progress`` (the share of the run's optimizer steps done) locate the batch in a training
+        run (None outside one)."""
 
     def state_dict(self) -> dict[str, Any]:
         return self.random.state_dict()

@@ -49,7 +49,13 @@ class CutMix(MixMethod):
         if self.reweighting is not None:
             self.reweighting.check_model(probe)
 
-    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, epoch: float | None = None) -> MixDraw:
+    def draw(
+        self,
+        image_size: tuple[int, int],
+        grid: tuple[int, int] | None,
+        epoch: float | None = None,
+        progress: float | None = None,
+    ) -> MixDraw:
         settings = self.settings
         box = draw_cutmix_box(self.random.numpy, image_size, settings.cutmix_alpha, settings.cutmix_minmax)
         return MixDraw(self.name, box=box, grid_size=grid, mixer=self)

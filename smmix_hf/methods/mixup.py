@@ -20,7 +20,13 @@ class Mixup(MixMethod):
     """``(1-λ)·target + λ·source`` pixel by pixel with λ ~ Beta(``mixup_alpha``, ``mixup_alpha``); L_cls of
     Eq. 9 on ``λ·y_src + (1-λ)·y_tgt``."""
 
-    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, epoch: float | None = None) -> MixDraw:
+    def draw(
+        self,
+        image_size: tuple[int, int],
+        grid: tuple[int, int] | None,
+        epoch: float | None = None,
+        progress: float | None = None,
+    ) -> MixDraw:
         alpha = self.settings.mixup_alpha
         return MixDraw(self.name, source_fraction=float(self.random.numpy.beta(alpha, alpha)), mixer=self)
 

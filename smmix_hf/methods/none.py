@@ -20,7 +20,13 @@ class NoMix(MixMethod):
 
     pairs_images = False
 
-    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, epoch: float | None = None) -> MixDraw:
+    def draw(
+        self,
+        image_size: tuple[int, int],
+        grid: tuple[int, int] | None,
+        epoch: float | None = None,
+        progress: float | None = None,
+    ) -> MixDraw:
         return MixDraw(self.name, mixer=self)
 
     def mix(

@@ -74,8 +74,14 @@ class MixSwitch(MixMethod):
             return self.alternative
         return self.primary
 
-    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, epoch: float | None = None) -> MixDraw:
-        return self.choose(epoch).draw(image_size, grid, epoch)
+    def draw(
+        self,
+        image_size: tuple[int, int],
+        grid: tuple[int, int] | None,
+        epoch: float | None = None,
+        progress: float | None = None,
+    ) -> MixDraw:
+        return self.choose(epoch).draw(image_size, grid, epoch, progress)
 
     def mix(
         self,
