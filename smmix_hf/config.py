@@ -9,7 +9,7 @@ from transformers import TrainingArguments
 
 from smmix_hf.draws import REGION_SAMPLINGS
 from smmix_hf.methods import LABEL_REWEIGHTINGS, MIX_METHODS, MixSettings, build_mix_method
-from smmix_hf.methods.smmix import DEFAULT_MOTIVATION_WARMUP_RATIO
+from smmix_hf.methods.base import DEFAULT_MOTIVATION_WARMUP_RATIO
 from smmix_hf.region_head import REGION_HEADS
 
 __all__ = ["SMMixConfig"]
@@ -103,14 +103,19 @@ class SMMixConfig(TrainingArguments):
         default=None,
         metadata={
             "help": "Share of the run's optimizer steps, in [0, 1), during which SMMix batches use random windows "
-            f"and no L_con before max-min windows and L_con take over (default {DEFAULT_MOTIVATION_WARMUP_RATIO}; "
-            "0: from the first step, as the paper). A model's attention does not find the objects early in "
-            "training; see the README's Evidence section."
+            "and no L_con before max-min windows and L_con take over. Unset: "
+            f"{DEFAULT_MOTIVATION_WARMUP_RATIO}, or 0 when a trained motivator places the windows; 0: from the "
+            "first step, as the paper. A model's attention does not find the objects early in training (the "
+            "README's Evidence section). It counts this run's max_steps: resuming with a longer schedule moves "
+            "its end."
         },
     )
     motivation_warmup_epochs: float | None = field(
         default=None,
-        metadata={"help": "The motivation warm-up in epochs instead of a share of the steps (give one of the two)."},
+        metadata={
+            "help": "The motivation warm-up in epochs instead: above 0, it replaces motivation_warmup_ratio (give "
+            "only one above 0). A streamed split counts its passes as epochs; use the ratio there."
+        },
     )
     cls_loss_weight: float = field(default=1.0, metadata={"help": "Weight of L_cls, the mixed-label CE (Eq. 9)."})
     fine_loss_weight: float = field(
@@ -213,13 +218,13 @@ class SMMixConfig(TrainingArguments):
                 f"region_scale_min={self.region_scale_min}, region_scale_max={self.region_scale_max}."
             )
         for name in ("cls_loss_weight", "fine_loss_weight", "consistency_loss_weight", "motivation_warmup_epochs"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
+            if getattr(self, name) is not None and not getattr(self, name) >= 0:  # NaN is refused too
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}.")
         if self.motivation_warmup_ratio is not None and not 0.0 <= self.motivation_warmup_ratio < 1.0:
             raise ValueError(f"motivation_warmup_ratio must be in [0, 1); got {self.motivation_warmup_ratio}.")
-        if self.motivation_warmup_ratio is not None and self.motivation_warmup_epochs is not None:
+        if (self.motivation_warmup_ratio or 0.0) > 0 and (self.motivation_warmup_epochs or 0.0) > 0:
             raise ValueError(
-                "give motivation_warmup_ratio or motivation_warmup_epochs, not both; got "
+                "give motivation_warmup_ratio or motivation_warmup_epochs above 0, not both; got "
                 f"{self.motivation_warmup_ratio} and {self.motivation_warmup_epochs}."
             )
         if self.consistency_target not in CONSISTENCY_TARGETS:

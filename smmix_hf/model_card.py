@@ -29,8 +29,9 @@ SMMIX_BIBTEX = "\n".join(
 
 _SMMIX_SUMMARY = (
     "This model was trained with SMMix (Self-Motivated Image Mixing, ICCV 2023, "
-    '[arXiv:2212.12977](https://arxiv.org/abs/2212.12977)). For every batch, a no-grad "motivated" forward '
-    "pass of the model being trained gives the last layer's attention score of each image token and the "
+    "[arXiv:2212.12977](https://arxiv.org/abs/2212.12977)). For every SMMix batch after the motivation warm-up "
+    '(see the recipe below), a no-grad "motivated" forward pass of the model being trained gives the last '
+    "layer's attention score of each image token and the "
     "clean predictions. The most attended window of a source image is pasted onto the least attended window "
     "of the target image; the mixed label weighs the source label by the pasted window's share of the "
     "image tokens. Training "

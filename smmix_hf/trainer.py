@@ -15,7 +15,7 @@ from smmix_hf._compat import TrainerPrivateOverrides
 from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.config import SMMixConfig
 from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics
-from smmix_hf.methods import MixMethod, MixSettings, build_mix_method
+from smmix_hf.methods import MixSettings, build_mix_method
 from smmix_hf.mix_examples import MixExample, MixExamplesCallback
 from smmix_hf.model_card import training_recipe, write_model_card
 from smmix_hf.motivator import Motivator
@@ -58,8 +58,7 @@ class SMMixTrainer(TrainerPrivateOverrides):
             kwargs["compute_metrics"] = compute_topk_metrics
             kwargs["preprocess_logits_for_metrics"] = preprocess_logits_for_metrics
         seed = args.seed + (args.process_index if args.per_process_draws else 0)
-        settings = MixSettings.from_config(args, motivator_given=motivator is not None)
-        self.method: MixMethod = build_mix_method(settings, seed)
+        self.method = build_mix_method(MixSettings.from_config(args, motivator_given=motivator is not None), seed)
         # Refuse a model the method cannot train before the Trainer sets anything up (e.g. the output directory).
         probe = self._check_model(model) if model is not None else None
         super().__init__(model=model, args=args, **kwargs)
@@ -90,8 +89,8 @@ class SMMixTrainer(TrainerPrivateOverrides):
 
         image_size = (images.shape[-2], images.shape[-1])
         grid = self.probe.token_grid(image_size) if self.probe is not None else None
-        progress = self.state.global_step / self.state.max_steps if self.state.max_steps else None
-        draw = self.method.draw(image_size, grid, epoch=self.state.epoch, progress=progress)
+        progress = self.state.global_step / self.state.max_steps if self.state.max_steps else None  # None: no run
+        draw = self.method.draw(image_size, grid, self.state.epoch if progress is not None else None, progress)
         method = draw.mixer
         clean_logits = scores = None
         if method.needs_clean_forward:

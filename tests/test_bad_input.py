@@ -166,10 +166,11 @@ def usage_error_line(result: subprocess.CompletedProcess) -> str:
          "columns are: image, label"),
         (["--config", "demo", "--motivation_warmup_ratio", "1"], "motivation_warmup_ratio must be in [0, 1); got 1.0."),
         (["--config", "demo", "--motivation_warmup_ratio", "0.1", "--motivation_warmup_epochs", "2"],
-         "give motivation_warmup_ratio or motivation_warmup_epochs, not both; got 0.1 and 2.0."),
+         "give motivation_warmup_ratio or motivation_warmup_epochs above 0, not both; got 0.1 and 2.0."),
+        (["--config", "demo", "--motivation_warmup_epochs", "nan"], "motivation_warmup_epochs must be >= 0; got nan."),
     ],
     ids=["bad-value", "unknown-flag", "unknown-recipe", "missing-model", "config-validation", "data-check",
-         "warmup-ratio-range", "warmup-both-given"],
+         "warmup-ratio-range", "warmup-both-given", "warmup-epochs-nan"],
 )  # fmt: skip
 def test_usage_errors_print_one_line_and_exit_2(argv, expected, tmp_path):
     result = smmix_train(*argv, "--output_dir", str(tmp_path / "run"), cwd=tmp_path)

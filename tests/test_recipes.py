@@ -14,6 +14,8 @@ from transformers import ViTImageProcessor
 
 from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.train import main
+from smmix_hf.methods import MixSettings
+from smmix_hf.methods.smmix import describe_motivation_warmup
 from smmix_hf.recipes import RECIPES_DIR, recipe_names, resolve_recipe
 
 CONFIGS = RECIPES_DIR
@@ -91,6 +93,14 @@ def test_paper_recipe_as_written(name):
     assert other_source.dataset_name == "" and other_source.train_dir == "x"
     if name == "swin_tiny_smmix":
         assert model_args.config_overrides == "drop_path_rate=0.2" and args.max_grad_norm == 5.0
+
+
+def test_a_paper_recipe_takes_a_warmup_in_epochs_from_the_command_line():
+    """The recipes pin motivation_warmup_ratio 0 (the paper's schedule); a flag for the epoch form still works."""
+    _, _, args = parse_args(["--config", "deit_tiny_smmix", "--use_cpu", "true", "--motivation_warmup_epochs", "5"])
+    settings = MixSettings.from_config(args)
+    assert (settings.motivation_warmup_epochs, settings.motivation_warmup_ratio) == (5.0, 0.0)
+    assert describe_motivation_warmup(settings) == "5 epochs"
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_RECIPES))

@@ -35,10 +35,18 @@ if TYPE_CHECKING:
 __all__ = ["LabelReweighting", "MixDraw", "MixMethod", "MixSettings", "Mixed"]
 
 
+# The share of a run's optimizer steps that SMMix trains with random windows and no L_con before its own
+# attention places the windows, when neither ``motivation_warmup_ratio`` nor ``motivation_warmup_epochs`` is
+# given and no trained motivator places them. The README's Evidence section measures it against 0, the paper's
+# schedule, on local-object data.
+DEFAULT_MOTIVATION_WARMUP_RATIO = 0.25
+
+
 @dataclass(frozen=True)
 class MixSettings:
-    """Every knob of the mixing methods, with the paper's defaults except the motivation warm-up (None: the first
-    25% of the steps; 0 gives the paper's schedule); ``SMMixConfig`` documents each field.
+    """Every knob of the mixing methods, with the paper's defaults except the motivation warm-up (the first
+    ``DEFAULT_MOTIVATION_WARMUP_RATIO`` of the steps; 0 gives the paper's schedule); ``SMMixConfig`` documents
+    each field.
 
     Parameters that choose the method: ``mix_method``, ``mixup_switch_prob``, ``mix_prob``, ``mix_off_epoch``.
     Parameters of the draws: ``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``region_scale``,
@@ -57,8 +65,8 @@ class MixSettings:
     region_scale: tuple[float, float] = (0.25, 0.75)
     region_sampling: str = "official"
     max_min_regions: bool = True
-    motivation_warmup_ratio: float | None = None
-    motivation_warmup_epochs: float | None = None
+    motivation_warmup_ratio: float = DEFAULT_MOTIVATION_WARMUP_RATIO
+    motivation_warmup_epochs: float = 0.0
     cls_loss_weight: float = 1.0
     fine_loss_weight: float = 1.0
     consistency_loss_weight: float = 1.0
@@ -68,12 +76,16 @@ class MixSettings:
     label_reweighting: str = "none"
 
     @classmethod
-    def from_config(cls, args: Any, motivator_given: bool = False) -> MixSettings:
-        """The settings of an ``SMMixConfig``. With ``motivator_given`` (a trained motivator places the windows,
-        Tab. 9) the motivation warm-up is off unless the config asks for one."""
+    def from_config(cls, args: Any, *, motivator_given: bool = False) -> MixSettings:
+        """The settings of an ``SMMixConfig``, with the motivation warm-up resolved: ``motivation_warmup_epochs``
+        when above 0, else ``motivation_warmup_ratio``; when neither is given,
+        ``DEFAULT_MOTIVATION_WARMUP_RATIO``, or no warm-up if ``motivator_given`` (a trained motivator places
+        the windows, Tab. 9)."""
+        warmup_epochs = args.motivation_warmup_epochs or 0.0
         warmup_ratio = args.motivation_warmup_ratio
-        if motivator_given and warmup_ratio is None and args.motivation_warmup_epochs is None:
-            warmup_ratio = 0.0
+        if warmup_ratio is None:
+            unset = args.motivation_warmup_epochs is None
+            warmup_ratio = DEFAULT_MOTIVATION_WARMUP_RATIO if unset and not motivator_given else 0.0
         return cls(
             mix_method=args.mix_method,
             mixup_switch_prob=args.mixup_switch_prob,
@@ -85,8 +97,8 @@ class MixSettings:
             region_scale=args.region_scale,
             region_sampling=args.region_sampling,
             max_min_regions=args.max_min_regions,
-            motivation_warmup_ratio=warmup_ratio,
-            motivation_warmup_epochs=args.motivation_warmup_epochs,
+            motivation_warmup_ratio=0.0 if warmup_epochs > 0 else warmup_ratio,
+            motivation_warmup_epochs=warmup_epochs,
             cls_loss_weight=args.cls_loss_weight,
             fine_loss_weight=args.fine_loss_weight,
             consistency_loss_weight=args.consistency_loss_weight,

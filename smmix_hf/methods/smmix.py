@@ -25,32 +25,23 @@ if TYPE_CHECKING:
     from smmix_hf.backbones.probe import SMMixProbe
     from smmix_hf.mix_examples import MixExample
 
-__all__ = ["DEFAULT_MOTIVATION_WARMUP_RATIO", "SMMix", "in_motivation_warmup"]
-
-# The share of a run's optimizer steps that SMMix trains with random windows and no L_con before its own
-# attention places the windows, unless ``motivation_warmup_ratio`` or ``motivation_warmup_epochs`` is given.
-# The README's Evidence section measures it (0.25 against 0, the paper's schedule, on local-object data).
-DEFAULT_MOTIVATION_WARMUP_RATIO = 0.25
+__all__ = ["SMMix", "describe_motivation_warmup", "in_motivation_warmup"]
 
 
 def in_motivation_warmup(settings: MixSettings, epoch: float | None, progress: float | None) -> bool:
     """Whether a batch at ``epoch`` (fractional) and ``progress`` (share of the run's optimizer steps done) is in
-    the motivation warm-up: the first ``motivation_warmup_epochs`` epochs when that is set, else the first
-    ``motivation_warmup_ratio`` share of the steps (``DEFAULT_MOTIVATION_WARMUP_RATIO`` when neither is set).
-    Outside a training run (``epoch`` / ``progress`` None) no batch is."""
-    if settings.motivation_warmup_epochs is not None:
+    the motivation warm-up: the first ``motivation_warmup_epochs`` epochs when that is above 0, else the first
+    ``motivation_warmup_ratio`` share of the steps. Outside a training run (None) no batch is."""
+    if settings.motivation_warmup_epochs > 0:
         return epoch is not None and epoch < settings.motivation_warmup_epochs
-    ratio = settings.motivation_warmup_ratio
-    ratio = DEFAULT_MOTIVATION_WARMUP_RATIO if ratio is None else ratio
-    return progress is not None and progress < ratio
+    return progress is not None and progress < settings.motivation_warmup_ratio
 
 
 def describe_motivation_warmup(settings: MixSettings) -> str:
     """The warm-up in words, for the model card: ``none``, ``N epochs`` or ``P% of steps``."""
-    if settings.motivation_warmup_epochs is not None:
-        return f"{settings.motivation_warmup_epochs:g} epochs" if settings.motivation_warmup_epochs > 0 else "none"
+    if settings.motivation_warmup_epochs > 0:
+        return f"{settings.motivation_warmup_epochs:g} epochs"
     ratio = settings.motivation_warmup_ratio
-    ratio = DEFAULT_MOTIVATION_WARMUP_RATIO if ratio is None else ratio
     return f"{100 * ratio:g}% of steps" if ratio > 0 else "none"
 
 
