@@ -206,14 +206,14 @@ MUTATIONS = (
     Mutation(
         "motivation_warmup_off_by_default",
         "no motivation warm-up unless configured: max-min windows and L_con from the first step by default",
-        "methods/smmix.py",
+        "methods/base.py",
         (("DEFAULT_MOTIVATION_WARMUP_RATIO = 0.25", "DEFAULT_MOTIVATION_WARMUP_RATIO = 0.0"),),
     ),
     Mutation(
         "motivation_warmup_with_a_motivator",
         "a trained motivator still gets the default warm-up (random windows, no L_con) at the start",
         "methods/base.py",
-        (("if motivator_given and warmup_ratio is None", "if False and warmup_ratio is None"),),
+        (("if unset and not motivator_given else 0.0", "if unset else 0.0"),),
     ),
 )
 
