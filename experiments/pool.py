@@ -23,7 +23,7 @@ checkpoint (``trap_common.pretrain``) at the fine-tuning learning rate of ``epoc
 * ``converge32``: at 80 epochs, 3 seeds: CutMix, SMMix, SMMix with oracle windows (``ink_oracle.py``) and
   SMMix with random windows; then CutMix and SMMix at 160 epochs, 3 seeds; then at 80 epochs SMMix with the
   motivation warm-up (``smmix_warmup25``, 5 seeds) and seeds 3-4 of CutMix and SMMix; then CutMix and SMMix at
-  200 epochs, 3 seeds.
+  200 epochs, 3 seeds; then at 200 epochs SMMix with the motivation warm-up (5 seeds) and CutMix seeds 3-4.
 """
 
 from __future__ import annotations
@@ -64,7 +64,11 @@ def converge32_plan(epochs: int = 80, long: int = 160, longest: int = 200) -> li
     fix = ("cutmix", "smmix", "smmix_warmup25")  # the fix's 5-seed test: seeds 3 and 4 of CutMix and SMMix
     third = [("converge32", v, "none", s, epochs) for s in range(5) for v in fix if s >= 3 or v == fix[2]]
     fourth = [("converge32", variant, "none", seed, longest) for seed in range(3) for variant in arms[:2]]
-    return [first, second, third, fourth]
+    # the fix at convergence: the motivation warm-up (the package default) at 200 epochs, 5 seeds, and CutMix seeds 3-4
+    fifth = [("converge32", "smmix_warmup25", "none", s, longest) for s in range(3)]
+    fifth += [("converge32", "cutmix", "none", s, longest) for s in (3, 4)]
+    fifth += [("converge32", "smmix_warmup25", "none", s, longest) for s in (3, 4)]
+    return [first, second, third, fourth, fifth]
 
 
 PLANS = {
