@@ -15,7 +15,7 @@ from smmix_hf._compat import TrainerPrivateOverrides
 from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.config import SMMixConfig
 from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics
-from smmix_hf.methods import MixSettings, build_mix_method
+from smmix_hf.methods import MixSettings, RunPosition, build_mix_method
 from smmix_hf.mix_examples import MixExample, MixExamplesCallback
 from smmix_hf.model_card import training_recipe, write_model_card
 from smmix_hf.motivator import Motivator
@@ -89,11 +89,10 @@ class SMMixTrainer(TrainerPrivateOverrides):
 
         image_size = (images.shape[-2], images.shape[-1])
         grid = self.probe.token_grid(image_size) if self.probe is not None else None
-        progress = self.state.global_step / self.state.max_steps if self.state.max_steps else None  # None: no run
-        draw = self.method.draw(image_size, grid, self.state.epoch if progress is not None else None, progress)
+        draw = self.method.draw(image_size, grid, RunPosition.of(self.state))
         method = draw.mixer
         clean_logits = scores = None
-        if method.needs_clean_forward:
+        if draw.needs_clean_forward:
             clean_logits, scores = self._motivated_forward(model, images)
         mixed = method.mix(images, draw, clean_logits, scores)
         if self.args.save_mix_examples:  # methods that do not show their windows keep the latest example

@@ -22,10 +22,14 @@ DEMO = "demo"  # the packaged recipe, by name
 QUICK = ["--max_steps", "4", "--logging_steps", "2", "--per_device_eval_batch_size", "64", "--disable_tqdm", "true"]
 
 
-def test_cli_trains_and_the_checkpoint_is_a_stock_hf_model(tmp_path):
+def test_cli_trains_and_the_checkpoint_is_a_stock_hf_model(tmp_path, caplog):
     output_dir = tmp_path / "run"
-    metrics = main(["--config", DEMO, "--output_dir", str(output_dir), "--max_eval_samples", "64", *QUICK])
+    metrics = main(
+        ["--config", DEMO, "--output_dir", str(output_dir), "--max_eval_samples", "64", "--log_level", "info", *QUICK]
+    )
     assert 0.0 <= metrics["eval_top1"] <= metrics["eval_top5"] <= 1.0
+    # The log names the recipe before training, the motivation warm-up (not the paper's schedule) included.
+    assert "Training recipe: mix_method=smmix" in caplog.text and "motivation_warmup=25% of steps" in caplog.text
 
     files = {path.name for path in output_dir.iterdir()}
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= files

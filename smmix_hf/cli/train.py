@@ -124,6 +124,8 @@ def train_and_evaluate(trainer: SMMixTrainer, data_args: DataArguments, model_ar
     }
 
     if training_args.do_train:
+        recipe = ", ".join(f"{key}={value}" for key, value in trainer.smmix_recipe().items())
+        logger.info("Training recipe: %s", recipe)  # names the motivation warm-up, the one non-paper default
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         trainer.save_model(_internal_call=True)  # the one push happens after evaluation, with the card
         trainer.log_metrics("train", train_result.metrics)

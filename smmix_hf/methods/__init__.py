@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from smmix_hf.draws import MixRandom
-from smmix_hf.methods.base import LabelReweighting, MixDraw, Mixed, MixMethod, MixSettings
+from smmix_hf.methods.base import LabelReweighting, MixDraw, Mixed, MixMethod, MixSettings, RunPosition
 from smmix_hf.methods.cutmix import CutMix
 from smmix_hf.methods.mixup import Mixup
 from smmix_hf.methods.none import NoMix
@@ -29,6 +29,7 @@ __all__ = [
     "MixSettings",
     "MixSwitch",
     "Mixed",
+    "RunPosition",
     "build_analysis_method",
     "build_mix_method",
 ]

@@ -4,16 +4,16 @@ how it mixes a batch and which loss terms it adds.
 A training step, as :class:`~smmix_hf.SMMixTrainer` runs it (the analysis tools run the first three
 steps with the same objects)::
 
-    draw = method.draw(image_size, grid, epoch, progress)  # host-side random draws; draw.mixer mixes the batch
+    draw = method.draw(image_size, grid, RunPosition(epoch, progress))  # host-side draws; draw.mixer mixes
     step = draw.mixer
-    clean_logits, scores = motivated_forward(images) if step.needs_clean_forward else (None, None)
+    clean_logits, scores = motivated_forward(images) if draw.needs_clean_forward else (None, None)
     mixed = step.mix(images, draw, clean_logits, scores)
     with step.mixed_forward(probe, mixed):              # hooks that read the mixed forward (Eq. 10-11, TransMix)
         logits = model(pixel_values=mixed.images).logits
     loss = step.weighted_loss(step.losses(logits, labels, mixed, clean_logits, probe))
 
 Method names live only in the registry (:mod:`smmix_hf.methods`), which gives every method object its
-``name``; callers read attributes (``needs_probe``, ``needs_clean_forward``, ``loss_terms``) instead.
+``name``; callers read attributes (``needs_probe``, ``loss_terms``, a draw's ``needs_clean_forward``) instead.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from smmix_hf.mix_examples import MixExample
     from smmix_hf.mixing import MixedBatch, SMMixResult
 
-__all__ = ["LabelReweighting", "MixDraw", "MixMethod", "MixSettings", "Mixed"]
+__all__ = ["LabelReweighting", "MixDraw", "MixMethod", "MixSettings", "Mixed", "RunPosition"]
 
 
 # The share of a run's optimizer steps that SMMix trains with random windows and no L_con before its own
@@ -110,11 +110,27 @@ class MixSettings:
 
 
 @dataclass(frozen=True)
+class RunPosition:
+    """Where a training batch is in its run: the fractional ``epoch`` and ``progress``, the share of the run's
+    optimizer steps done (``global_step / max_steps``). Batches drawn outside a training run have none."""
+
+    epoch: float
+    progress: float
+
+    @classmethod
+    def of(cls, state: Any) -> RunPosition | None:
+        """The position of a ``transformers.TrainerState``; None outside ``train()`` (no ``max_steps`` yet)."""
+        return cls(state.epoch, state.global_step / state.max_steps) if state.max_steps else None
+
+
+@dataclass(frozen=True)
 class MixDraw:
     """What one batch does: ``mixer`` (the method object that mixes it, named ``method``) and its draws.
 
     ``region_size`` is SMMix's window ``(h, w)`` in tokens on ``grid_size``; ``box`` is CutMix's
     ``(top, bottom, left, right)`` in pixels; ``source_fraction`` is Mixup's blend weight.
+    ``needs_clean_forward``: the batch needs the motivated forward's clean logits / image attention scores
+    (Eq. 6). ``motivation_warmup``: an SMMix batch of the motivation warm-up (random windows, no L_con).
     """
 
     method: str
@@ -122,6 +138,8 @@ class MixDraw:
     box: tuple[int, int, int, int] | None = None
     source_fraction: float | None = None
     grid_size: tuple[int, int] | None = None
+    needs_clean_forward: bool = False
+    motivation_warmup: bool = False
     mixer: MixMethod | None = field(default=None, compare=False, repr=False)
 
 
@@ -164,11 +182,11 @@ class LabelReweighting(ABC):
 class MixMethod(ABC):
     """One way of mixing a training batch.
 
-    Subclasses set what they need from the model (:attr:`needs_probe`, :attr:`needs_clean_forward`),
-    draw with the shared :class:`~smmix_hf.draws.MixRandom` (checkpointed through :meth:`state_dict`), mix
-    (:meth:`mix`), hook the mixed forward (:meth:`mixed_forward`) and compute their loss terms
-    (:meth:`losses`), weighted by :attr:`weights`. Methods that paste a window (:attr:`pastes_window`)
-    accept a :class:`LabelReweighting` of their mixed label.
+    Subclasses set what they need from the model (:attr:`needs_probe`; each draw says whether its batch
+    needs the motivated forward), draw with the shared :class:`~smmix_hf.draws.MixRandom` (checkpointed
+    through :meth:`state_dict`), mix (:meth:`mix`), hook the mixed forward (:meth:`mixed_forward`) and
+    compute their loss terms (:meth:`losses`), weighted by :attr:`weights`. Methods that paste a window
+    (:attr:`pastes_window`) accept a :class:`LabelReweighting` of their mixed label.
     """
 
     pairs_images: ClassVar[bool] = True
@@ -198,11 +216,6 @@ class MixMethod(ABC):
         """Whether it reads the model under training through its probe (token grid, attention, tokens)."""
         return False
 
-    @property
-    def needs_clean_forward(self) -> bool:
-        """Whether it needs the motivated forward's clean logits / image attention scores (Eq. 6)."""
-        return False
-
     def check_model(self, probe: SMMixProbe | None, image_size: tuple[int, int] | None) -> None:
         """Raise a one-line ``ValueError`` before training when the model cannot be trained this way."""
         return None
@@ -210,16 +223,9 @@ class MixMethod(ABC):
     # ---- its randomness ----
 
     @abstractmethod
-    def draw(
-        self,
-        image_size: tuple[int, int],
-        grid: tuple[int, int] | None,
-        epoch: float | None = None,
-        progress: float | None = None,
-    ) -> MixDraw:
-        """This batch's draws for images of ``image_size`` pixels on a ``grid`` of tokens (None without probe);
-        ``epoch`` and ``progress`` (the share of the run's optimizer steps done) locate the batch in a training
-        run (None outside one)."""
+    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
+        """This batch's draws for images of ``image_size`` pixels on a ``grid`` of tokens (None without probe),
+        ``at`` a position in a training run (None outside one)."""
 
     def state_dict(self) -> dict[str, Any]:
         return self.random.state_dict()

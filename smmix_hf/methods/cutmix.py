@@ -9,7 +9,7 @@ import torch
 
 from smmix_hf.draws import draw_cutmix_box
 from smmix_hf.losses import mixed_soft_target, soft_target_cross_entropy
-from smmix_hf.methods.base import MixDraw, Mixed, MixMethod
+from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, RunPosition
 from smmix_hf.mixing import cutmix_images
 
 if TYPE_CHECKING:
@@ -49,13 +49,7 @@ class CutMix(MixMethod):
         if self.reweighting is not None:
             self.reweighting.check_model(probe)
 
-    def draw(
-        self,
-        image_size: tuple[int, int],
-        grid: tuple[int, int] | None,
-        epoch: float | None = None,
-        progress: float | None = None,
-    ) -> MixDraw:
+    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
         settings = self.settings
         box = draw_cutmix_box(self.random.numpy, image_size, settings.cutmix_alpha, settings.cutmix_minmax)
         return MixDraw(self.name, box=box, grid_size=grid, mixer=self)

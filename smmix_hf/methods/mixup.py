@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from smmix_hf.losses import mixed_soft_target, soft_target_cross_entropy
-from smmix_hf.methods.base import MixDraw, Mixed, MixMethod
+from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, RunPosition
 from smmix_hf.mixing import mixup_images
 
 if TYPE_CHECKING:
@@ -20,13 +20,7 @@ class Mixup(MixMethod):
     """``(1-λ)·target + λ·source`` pixel by pixel with λ ~ Beta(``mixup_alpha``, ``mixup_alpha``); L_cls of
     Eq. 9 on ``λ·y_src + (1-λ)·y_tgt``."""
 
-    def draw(
-        self,
-        image_size: tuple[int, int],
-        grid: tuple[int, int] | None,
-        epoch: float | None = None,
-        progress: float | None = None,
-    ) -> MixDraw:
+    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
         alpha = self.settings.mixup_alpha
         return MixDraw(self.name, source_fraction=float(self.random.numpy.beta(alpha, alpha)), mixer=self)
 

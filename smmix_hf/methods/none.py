@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from smmix_hf.losses import smoothed_one_hot, soft_target_cross_entropy
-from smmix_hf.methods.base import MixDraw, Mixed, MixMethod
+from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, RunPosition
 
 if TYPE_CHECKING:
     from smmix_hf.backbones.probe import SMMixProbe
@@ -20,13 +20,7 @@ class NoMix(MixMethod):
 
     pairs_images = False
 
-    def draw(
-        self,
-        image_size: tuple[int, int],
-        grid: tuple[int, int] | None,
-        epoch: float | None = None,
-        progress: float | None = None,
-    ) -> MixDraw:
+    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
         return MixDraw(self.name, mixer=self)
 
     def mix(

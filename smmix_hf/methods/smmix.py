@@ -18,7 +18,7 @@ from smmix_hf.losses import (
     mixed_soft_target,
     soft_target_cross_entropy,
 )
-from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, MixSettings
+from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, MixSettings, RunPosition
 from smmix_hf.mixing import flip_pairing, paste_windows, random_window_corners, smmix_images
 
 if TYPE_CHECKING:
@@ -28,13 +28,15 @@ if TYPE_CHECKING:
 __all__ = ["SMMix", "describe_motivation_warmup", "in_motivation_warmup"]
 
 
-def in_motivation_warmup(settings: MixSettings, epoch: float | None, progress: float | None) -> bool:
-    """Whether a batch at ``epoch`` (fractional) and ``progress`` (share of the run's optimizer steps done) is in
-    the motivation warm-up: the first ``motivation_warmup_epochs`` epochs when that is above 0, else the first
-    ``motivation_warmup_ratio`` share of the steps. Outside a training run (None) no batch is."""
+def in_motivation_warmup(settings: MixSettings, at: RunPosition | None) -> bool:
+    """Whether a batch ``at`` a position of its training run is in the motivation warm-up: the first
+    ``motivation_warmup_epochs`` epochs when that is above 0, else the first ``motivation_warmup_ratio`` share of
+    the optimizer steps. Outside a training run (None) no batch is."""
+    if at is None:
+        return False
     if settings.motivation_warmup_epochs > 0:
-        return epoch is not None and epoch < settings.motivation_warmup_epochs
-    return progress is not None and progress < settings.motivation_warmup_ratio
+        return at.epoch < settings.motivation_warmup_epochs
+    return at.progress < settings.motivation_warmup_ratio
 
 
 def describe_motivation_warmup(settings: MixSettings) -> str:
@@ -61,16 +63,10 @@ class SMMix(MixMethod):
 
     pastes_window = True
     accepts_motivator = True
-    warming_up = False  # set by each draw from the run's progress
 
     @property
     def needs_probe(self) -> bool:
         return True
-
-    @property
-    def needs_clean_forward(self) -> bool:
-        settings = self.settings
-        return not self.warming_up and (settings.max_min_regions or settings.consistency_loss_weight > 0)
 
     def check_model(self, probe: SMMixProbe | None, image_size: tuple[int, int] | None) -> None:
         if image_size is not None:
@@ -78,19 +74,21 @@ class SMMix(MixMethod):
         if self.reweighting is not None:
             self.reweighting.check_model(probe)
 
-    def draw(
-        self,
-        image_size: tuple[int, int],
-        grid: tuple[int, int] | None,
-        epoch: float | None = None,
-        progress: float | None = None,
-    ) -> MixDraw:
+    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
         if grid is None:
             raise ValueError("SMMix needs the model's token grid to size its window.")
         settings = self.settings
-        self.warming_up = in_motivation_warmup(settings, epoch, progress)
+        warmup = in_motivation_warmup(settings, at)
+        motivated = not warmup and (settings.max_min_regions or settings.consistency_loss_weight > 0)
         size = draw_region_size(self.random.numpy, grid, settings.region_scale, settings.region_sampling)
-        return MixDraw(self.name, region_size=size, grid_size=grid, mixer=self)
+        return MixDraw(
+            self.name,
+            region_size=size,
+            grid_size=grid,
+            needs_clean_forward=motivated,
+            motivation_warmup=warmup,
+            mixer=self,
+        )
 
     def mix(
         self,
@@ -100,7 +98,7 @@ class SMMix(MixMethod):
         scores: torch.Tensor | None = None,
     ) -> Mixed:
         source_index = flip_pairing(images.shape[0], device=images.device)
-        if self.settings.max_min_regions and not self.warming_up:
+        if self.settings.max_min_regions and not draw.motivation_warmup:
             result = smmix_images(images, scores, draw.region_size, source_index)
         else:
             grid, size = draw.grid_size, draw.region_size
@@ -149,7 +147,7 @@ class SMMix(MixMethod):
         terms = {"loss_cls": soft_target_cross_entropy(logits, label)}
         if settings.fine_loss_weight > 0:
             terms["loss_fine"] = fine_grained_loss(probe.region_logits, labels, source_index, num_classes, smoothing)
-        if settings.consistency_loss_weight > 0 and not self.warming_up:
+        if settings.consistency_loss_weight > 0 and not mixed.draw.motivation_warmup:
             target = consistency_target(clean_logits, source_index, area, settings.consistency_target)
             terms["loss_con"] = consistency_loss(logits, target)
         return terms

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from smmix_hf.draws import MixRandom
-from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, MixSettings
+from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, MixSettings, RunPosition
 
 if TYPE_CHECKING:
     from smmix_hf.backbones.probe import SMMixProbe
@@ -53,18 +53,15 @@ class MixSwitch(MixMethod):
     def needs_probe(self) -> bool:
         return any(part.needs_probe for part in self.parts)
 
-    @property
-    def needs_clean_forward(self) -> bool:
-        return any(part.needs_clean_forward for part in self.parts)
-
     def check_model(self, probe: SMMixProbe | None, image_size: tuple[int, int] | None) -> None:
         for part in self.parts:
             part.check_model(probe, image_size)
 
-    def choose(self, epoch: float | None = None) -> MixMethod:
-        """The method of the next batch (draws from the shared numpy generator)."""
+    def choose(self, at: RunPosition | None = None) -> MixMethod:
+        """The method of the next batch ``at`` a position of its run (draws from the shared numpy generator)."""
         settings = self.settings
-        off = settings.mix_off_epoch is not None and (epoch or 0.0) >= settings.mix_off_epoch
+        epoch = 0.0 if at is None else at.epoch
+        off = settings.mix_off_epoch is not None and epoch >= settings.mix_off_epoch
         if off or not self.primary.pairs_images:
             return self.unmixed
         if settings.mix_prob < 1 and self.random.numpy.random() >= settings.mix_prob:
@@ -74,14 +71,8 @@ class MixSwitch(MixMethod):
             return self.alternative
         return self.primary
 
-    def draw(
-        self,
-        image_size: tuple[int, int],
-        grid: tuple[int, int] | None,
-        epoch: float | None = None,
-        progress: float | None = None,
-    ) -> MixDraw:
-        return self.choose(epoch).draw(image_size, grid, epoch, progress)
+    def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
+        return self.choose(at).draw(image_size, grid, at)
 
     def mix(
         self,
