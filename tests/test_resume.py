@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -28,19 +29,29 @@ def final_weights(output_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(output_dir / "model.safetensors")
 
 
+def state_written(checkpoint: Path) -> bool:
+    """Whether ``checkpoint``'s ``trainer_state.json`` holds its JSON: the file exists while the Trainer writes it,
+    so a SIGKILL right after it appears can leave it empty (seen once on a loaded machine)."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def kill_after_first_checkpoint(output_dir: Path) -> Path:
     """Start a run, SIGKILL it once a checkpoint is complete, return the newest complete checkpoint."""
     command = [sys.executable, str(REPO_ROOT / "run_smmix.py"), *RUN, "--output_dir", str(output_dir)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     deadline = time.monotonic() + 300
-    while not (output_dir / "checkpoint-4" / "trainer_state.json").exists():
+    while not state_written(output_dir / "checkpoint-4"):
         assert process.poll() is None, "the run ended before writing its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (output_dir / "model.safetensors").exists(), "the run finished before it was killed"
-    complete = [path for path in output_dir.glob("checkpoint-*") if (path / "trainer_state.json").exists()]
+    complete = [path for path in output_dir.glob("checkpoint-*") if state_written(path)]
     return max(complete, key=lambda path: int(path.name.split("-")[1]))
 
 
