@@ -215,6 +215,21 @@ MUTATIONS = (
         "methods/base.py",
         (("if unset and not motivator_given else 0.0", "if unset else 0.0"),),
     ),
+    Mutation(
+        "cutmix_warmup_own_generator",
+        "the CutMix-form warm-up draws its boxes from a generator of its own, not the run's shared one",
+        "methods/smmix.py",
+        (
+            ("import check_token_grid, draw_region_size", "import MixRandom, check_token_grid, draw_region_size"),
+            ('CutMix("cutmix", settings, self.random, self.reweighting)', 'CutMix("cutmix", settings, MixRandom(1))'),
+        ),
+    ),
+    Mutation(
+        "cutmix_warmup_ignored",
+        "motivation_warmup_mixing=cutmix is ignored: the warm-up keeps random SMMix windows",
+        "methods/smmix.py",
+        (('settings.motivation_warmup_mixing == "cutmix"', 'settings.motivation_warmup_mixing == "never"'),),
+    ),
 )
 
 

@@ -15,6 +15,7 @@ from smmix_hf.region_head import REGION_HEADS
 __all__ = ["SMMixConfig"]
 
 CONSISTENCY_TARGETS = ("logits", "probs")
+WARMUP_MIXINGS = ("random_windows", "cutmix")
 
 
 @dataclass
@@ -115,6 +116,15 @@ class SMMixConfig(TrainingArguments):
         metadata={
             "help": "The motivation warm-up in epochs instead: above 0, it replaces motivation_warmup_ratio (give "
             "only one above 0). A streamed split counts its passes as epochs; use the ratio there."
+        },
+    )
+    motivation_warmup_mixing: str = field(
+        default="random_windows",
+        metadata={
+            "help": "How SMMix batches of the motivation warm-up are mixed: random_windows (SMMix's window sizes at "
+            "random places, with L_cls and L_fine) or cutmix (CutMix's box and label, L_cls only: a warm-up batch "
+            "draws and trains exactly as a CutMix batch would).",
+            "choices": list(WARMUP_MIXINGS),
         },
     )
     cls_loss_weight: float = field(default=1.0, metadata={"help": "Weight of L_cls, the mixed-label CE (Eq. 9)."})
@@ -226,6 +236,11 @@ class SMMixConfig(TrainingArguments):
             raise ValueError(
                 "give motivation_warmup_ratio or motivation_warmup_epochs above 0, not both; got "
                 f"{self.motivation_warmup_ratio} and {self.motivation_warmup_epochs}."
+            )
+        if self.motivation_warmup_mixing not in WARMUP_MIXINGS:
+            raise ValueError(
+                f"motivation_warmup_mixing must be one of {', '.join(WARMUP_MIXINGS)}; "
+                f"got {self.motivation_warmup_mixing!r}."
             )
         if self.consistency_target not in CONSISTENCY_TARGETS:
             raise ValueError(

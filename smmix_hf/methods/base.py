@@ -51,8 +51,9 @@ class MixSettings:
     Parameters that choose the method: ``mix_method``, ``mixup_switch_prob``, ``mix_prob``, ``mix_off_epoch``.
     Parameters of the draws: ``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``region_scale``,
     ``region_sampling``. Parameters of SMMix's windows and losses: ``max_min_regions``,
-    ``motivation_warmup_ratio`` / ``motivation_warmup_epochs``, the three loss weights, ``consistency_target``,
-    ``region_head``, ``label_smoothing`` (in every soft target) and ``label_reweighting``.
+    ``motivation_warmup_ratio`` / ``motivation_warmup_epochs`` / ``motivation_warmup_mixing``, the three loss
+    weights, ``consistency_target``, ``region_head``, ``label_smoothing`` (in every soft target) and
+    ``label_reweighting``.
     """
 
     mix_method: str = "smmix"
@@ -67,6 +68,7 @@ class MixSettings:
     max_min_regions: bool = True
     motivation_warmup_ratio: float = DEFAULT_MOTIVATION_WARMUP_RATIO
     motivation_warmup_epochs: float = 0.0
+    motivation_warmup_mixing: str = "random_windows"
     cls_loss_weight: float = 1.0
     fine_loss_weight: float = 1.0
     consistency_loss_weight: float = 1.0
@@ -99,6 +101,7 @@ class MixSettings:
             max_min_regions=args.max_min_regions,
             motivation_warmup_ratio=0.0 if warmup_epochs > 0 else warmup_ratio,
             motivation_warmup_epochs=warmup_epochs,
+            motivation_warmup_mixing=args.motivation_warmup_mixing,
             cls_loss_weight=args.cls_loss_weight,
             fine_loss_weight=args.fine_loss_weight,
             consistency_loss_weight=args.consistency_loss_weight,

@@ -19,6 +19,7 @@ from smmix_hf.losses import (
     soft_target_cross_entropy,
 )
 from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, MixSettings, RunPosition
+from smmix_hf.methods.cutmix import CutMix
 from smmix_hf.mixing import flip_pairing, paste_windows, random_window_corners, smmix_images
 
 if TYPE_CHECKING:
@@ -55,9 +56,10 @@ class SMMix(MixMethod):
 
     ``max_min_regions=False`` places both windows at random (Tab. 7 ablation); a zero weight drops its term
     (Tab. 7). During the motivation warm-up (:func:`in_motivation_warmup`: by default the first 25% of the
-    optimizer steps) the windows are random and L_con is off, so the batch needs no motivated forward: early in
-    training a model's attention does not yet find its objects, and its own attention and near-uniform
-    predictions would otherwise drive the mixing. A label
+    optimizer steps) the batch needs no motivated forward: its windows are random and L_con is off, or, with
+    ``motivation_warmup_mixing="cutmix"``, it is a CutMix batch (drawn from the same generator, so a warm-up
+    trains exactly as a CutMix run of the same seed). Early in training a model's attention does not yet find
+    its objects, and its own attention and near-uniform predictions would otherwise drive the mixing. A label
     re-weighting (TransMix, Tab. 6) changes λ in L_cls only; L_con keeps the area share.
     """
 
@@ -79,6 +81,8 @@ class SMMix(MixMethod):
             raise ValueError("SMMix needs the model's token grid to size its window.")
         settings = self.settings
         warmup = in_motivation_warmup(settings, at)
+        if warmup and settings.motivation_warmup_mixing == "cutmix":
+            return CutMix("cutmix", settings, self.random, self.reweighting).draw(image_size, grid, at)
         motivated = not warmup and (settings.max_min_regions or settings.consistency_loss_weight > 0)
         size = draw_region_size(self.random.numpy, grid, settings.region_scale, settings.region_sampling)
         return MixDraw(
@@ -177,6 +181,7 @@ class SMMix(MixMethod):
             "consistency_loss_weight": settings.consistency_loss_weight,
             "consistency_target": settings.consistency_target,
             "motivation_warmup": describe_motivation_warmup(settings),
+            "motivation_warmup_mixing": settings.motivation_warmup_mixing,
         }
         if self.reweighting is not None:
             recipe["label_reweighting"] = self.reweighting.name
