@@ -25,6 +25,9 @@ checkpoint (``trap_common.pretrain``) at the fine-tuning learning rate of ``epoc
   motivation warm-up (``smmix_warmup25``, 5 seeds) and seeds 3-4 of CutMix and SMMix; then CutMix and SMMix at
   200 epochs, 3 seeds; then at 200 epochs SMMix with the motivation warm-up (5 seeds) and CutMix seeds 3-4.
 * ``converge32_more``: SMMix seeds 3-4 at 200 epochs.
+* ``converge32_fix``: the motivation warm-up in its CutMix form (``smmix_warmup25_cutmix``) at 200 epochs, 5 seeds.
+* ``tables32``: section 4's rows at convergence (200 epochs, the paper's schedule, 3 seeds), row by row: Tab. 7's
+  max-min only, + L_con and + L_fine, then the consistency target on probabilities and the separate region head.
 """
 
 from __future__ import annotations
@@ -78,17 +81,33 @@ def converge32_more_plan(longest: int = 200) -> list[list[Run]]:
     return [[("converge32", "smmix", "none", seed, longest) for seed in (3, 4)]]
 
 
+def converge32_fix_plan(longest: int = 200) -> list[list[Run]]:
+    return [[("converge32", "smmix_warmup25_cutmix", "none", seed, longest) for seed in range(5)]]
+
+
+def tables32_plan(longest: int = 200) -> list[list[Run]]:
+    rows = ("maxmin_only", "maxmin_con", "maxmin_fine", "smmix_probs", "smmix_region_head")
+    return [[("converge32", row, "none", seed, longest) for row in rows for seed in range(3)]]
+
+
 PLANS = {
     "canvas48": canvas48_plan,
     "tables48": tables48_plan,
     "region48": region48_plan,
     "converge32": converge32_plan,
     "converge32_more": converge32_more_plan,
+    "converge32_fix": converge32_fix_plan,
+    "tables32": tables32_plan,
 }
 
 
 # Plans tied to one regime (their warm start was trained for it).
-PLAN_REGIMES = {"converge32": "canvas32", "converge32_more": "canvas32"}
+PLAN_REGIMES = {
+    "converge32": "canvas32",
+    "converge32_more": "canvas32",
+    "tables32": "canvas32",
+    "converge32_fix": "canvas32",
+}
 
 
 def plan_settings(plan: str) -> dict:

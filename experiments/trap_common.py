@@ -113,6 +113,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "random_windows": {"mix_method": "smmix", "max_min_regions": False},
     # The fix: random windows and no L_con for the first quarter of the epochs (motivation_warmup_epochs).
     "smmix_warmup25": {"mix_method": "smmix", "motivation_warmup_share": 0.25},
+    # The fix, CutMix form: the first quarter of the epochs are CutMix batches (motivation_warmup_mixing="cutmix").
+    "smmix_warmup25_cutmix": {
+        "mix_method": "smmix",
+        "motivation_warmup_share": 0.25,
+        "motivation_warmup_mixing": "cutmix",
+    },
     # Consistency target (the paper's λ-mix of probabilities instead of the official λ-mix of logits).
     "smmix_probs": {"mix_method": "smmix", "consistency_target": "probs"},
     # Region head: a separate linear head for L_fine's region logits (the official code) instead of the classifier.
