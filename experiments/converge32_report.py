@@ -5,7 +5,10 @@ Reads the JSON runs that ``pool.py --plan converge32 --regime canvas32 --device 
 CutMix, SMMix (all terms), SMMix with oracle windows scored by the digit's ink (``ink_oracle.py``) and
 SMMix with random windows, all fine-tuned for 80 epochs from the full-frame digits checkpoint; then
 CutMix and SMMix for 160 and 200 epochs, and SMMix with the motivation warm-up (random windows and no L_con
-for the first 25% of the epochs, ``motivation_warmup_epochs``; the package default) for 80 and 200 epochs.
+for the first 25% of the epochs, ``motivation_warmup_epochs``) for 80 and 200 epochs, and its CutMix form
+(``motivation_warmup_mixing="cutmix"``: the first 25% of the epochs are CutMix batches, ``pool.py --plan
+converge32_fix``) for 200 epochs. Section 5 reads ``pool.py --plan tables32``: the paper's Tab. 7 rows, the
+consistency target and the region head at 200 epochs.
 
 The three SMMix arms differ only in where the windows come from (same window sides, same losses, same
 clean forward), so they split SMMix's result into the part due to its attention (attention − random
@@ -31,22 +34,42 @@ from report_stats import Runs, finals, mean_std_signed, pct, per_seed, welch, we
 
 EXPERIMENT = "converge32"
 BUDGETS = [80, 160, 200]
-ARMS = ["cutmix", "smmix", "smmix_ink_oracle", "random_windows", "smmix_warmup25"]
+ARMS = ["cutmix", "smmix", "smmix_ink_oracle", "random_windows", "smmix_warmup25", "smmix_warmup25_cutmix"]
+WARMUP_ARMS = ["smmix_warmup25", "smmix_warmup25_cutmix"]
 LABELS = {
     "cutmix": "CutMix",
     "smmix": "SMMix (attention windows)",
     "smmix_ink_oracle": "SMMix, oracle windows (digit ink)",
     "random_windows": "SMMix, random windows",
     "smmix_warmup25": "SMMix + motivation warm-up 25%",
+    "smmix_warmup25_cutmix": "SMMix + CutMix warm-up 25%",
+    "maxmin_only": "max-min only",
+    "maxmin_con": "max-min + L_con",
+    "maxmin_fine": "max-min + L_fine",
+    "smmix_probs": "SMMix, L_con target = λ-mix of probabilities",
+    "smmix_region_head": "SMMix, separate linear region head",
 }
+# Section 5: the paper's Tab. 7 rows (its ImageNet DeiT-S top-1 beside them), then the consistency target and the
+# region head, each against SMMix with all three terms (the official code's logits target and shared head).
+TAB7 = ["cutmix", "maxmin_only", "maxmin_con", "maxmin_fine", "smmix"]
+PAPER_TAB7 = {"cutmix": "79.8", "maxmin_only": "80.4", "maxmin_con": "–", "maxmin_fine": "80.9", "smmix": "81.1"}
+DESIGN_ROWS = ["smmix_probs", "smmix_region_head"]
 COLOURS = {
     "cutmix": "tab:blue",
     "smmix": "tab:red",
     "smmix_ink_oracle": "tab:purple",
     "random_windows": "tab:grey",
     "smmix_warmup25": "tab:orange",
+    "smmix_warmup25_cutmix": "tab:green",
 }
-SHORT = {"cutmix": "C", "smmix": "S", "smmix_ink_oracle": "O", "random_windows": "R", "smmix_warmup25": "W"}
+SHORT = {
+    "cutmix": "C",
+    "smmix": "S",
+    "smmix_ink_oracle": "O",
+    "random_windows": "R",
+    "smmix_warmup25": "W",
+    "smmix_warmup25_cutmix": "K",
+}
 STYLES = {80: "-", 160: "--", 200: ":"}
 HIT_EPOCHS = [1, 5, 10, 20, 40, 60, 80]
 COMPARISONS = [
@@ -57,6 +80,9 @@ COMPARISONS = [
     ("smmix", "smmix_ink_oracle", "ink-oracle − attention windows: what the attention leaves"),
     ("cutmix", "smmix_warmup25", "warm-up SMMix − CutMix"),
     ("smmix", "smmix_warmup25", "warm-up − plain SMMix: what random windows, no L_con, in the first 25% recover"),
+    ("cutmix", "smmix_warmup25_cutmix", "CutMix-warm-up SMMix − CutMix"),
+    ("smmix", "smmix_warmup25_cutmix", "CutMix-warm-up − plain SMMix"),
+    ("smmix_warmup25", "smmix_warmup25_cutmix", "CutMix warm-up − random-window warm-up"),
 ]
 
 
@@ -180,10 +206,10 @@ def fix_section(by_budget: dict[int, dict[str, Runs]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for budget, by_arm in by_budget.items():
-        if not by_arm.get("smmix_warmup25") or not by_arm.get("cutmix"):
+        if not any(by_arm.get(variant) for variant in WARMUP_ARMS) or not by_arm.get("cutmix"):
             continue
         latest: dict[tuple[str, float], float] = {}
-        for variant in ("cutmix", "smmix", "smmix_warmup25"):
+        for variant in ("cutmix", "smmix", *WARMUP_ARMS):
             runs = by_arm.get(variant)
             if not runs:
                 continue
@@ -204,6 +230,35 @@ def fix_section(by_budget: dict[int, dict[str, Runs]]) -> list[str]:
                 f"| {budget} | {LABELS[variant]} | {len(runs)} | {cells[0]} | {cells[1]} | {pct(spread)} | "
                 f"{pct(width)} | {verdict} |"
             )
+    lines.append("")
+    return lines
+
+
+def tables_section(runs: Runs, budget: int = 200) -> list[str]:
+    """The paper's Tab. 7 rows and two design choices at convergence, each row against SMMix with all terms."""
+    from trap_common import mean_std
+
+    full = finals(pick(runs, "smmix", budget))
+    lines = [
+        f"## 5. The paper's ablations at convergence ({budget} epochs, the paper's schedule: no warm-up)",
+        "",
+        "`− SMMix`: the row minus SMMix with all three terms (the official code's λ-mix of logits as L_con's target "
+        "and the classifier as the region head), 95% Welch interval. The paper's column is its Tab. 7 (ImageNet, "
+        "DeiT-S, 300 epochs).",
+        "",
+        "| row | n | top-1 | per seed | − SMMix [95% CI] | paper Tab. 7 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in [*TAB7, *DESIGN_ROWS]:
+        rows = pick(runs, variant, budget)
+        if not rows:
+            lines.append(f"| {LABELS[variant]} | 0 | not run | – | – | {PAPER_TAB7.get(variant, '–')} |")
+            continue
+        difference = "–" if variant == "smmix" else welch_text(full, finals(rows))
+        lines.append(
+            f"| {LABELS[variant]} | {len(rows)} | {mean_std(finals(rows))} | {per_seed(rows)} | {difference} | "
+            f"{PAPER_TAB7.get(variant, '–')} |"
+        )
     lines.append("")
     return lines
 
@@ -353,6 +408,7 @@ def main() -> None:
     oracle_rates = oracle_hit_rates()
     lines += hit_section(by_budget[BUDGETS[0]], oracle_rates)
     lines += content_section(by_budget[BUDGETS[0]], oracle_rates)
+    lines += tables_section(runs)
     out = RESULTS / "converge32_report"
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text("\n".join(lines))

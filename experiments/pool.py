@@ -4,7 +4,8 @@
 A plan is a list of runs ``(experiment, variant, warm-up, seed, epochs)`` in one regime of
 ``trap_common.REGIMES``. Worker processes take runs from a shared queue, longest first within each
 priority group, and each finished run is written at once to ``experiments/results/<experiment>/`` as
-JSON (a run already stored there is skipped). After ``--deadline`` seconds no new run starts and the
+JSON (a run already stored there is skipped, and so is a run that another pool has in flight: its
+``.lock`` file, so pools of one plan can run side by side). After ``--deadline`` seconds no new run starts and the
 runs in flight are stopped, so a time-limited machine returns every run that finished.
 
     python experiments/pool.py --plan canvas48 --device cuda --workers 14 --deadline 540
@@ -121,6 +122,26 @@ def plan_settings(plan: str) -> dict:
     return {"init": str(PRETRAINED), "learning_rate": 1e-3}
 
 
+def claim(path: Path) -> bool:
+    """Mark the run that writes ``path`` as this process's (``<path>.lock`` holds its pid), so that pools of the
+    same plan side by side share its runs; False if a live process holds it. A dead holder's lock is taken over."""
+    lock = path.with_suffix(".lock")
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)
+                continue
+        os.write(descriptor, str(os.getpid()).encode())
+        os.close(descriptor)
+        return True
+    return False
+
+
 def worker(
     queue: mp.Queue,
     regime_name: str,
@@ -146,12 +167,15 @@ def worker(
         except Exception:
             return
         path = result_path(experiment, variant, warmup, epochs, seed)
-        if path.exists() or time.time() + epochs * seconds_per_epoch > stop_at:
+        if path.exists() or time.time() + epochs * seconds_per_epoch > stop_at or not claim(path):
             continue
-        train_and_store(
-            path, variant, seed, epochs, splits, processor, held_out, warmup=warmup, regime=regime, device=device,
-            output_dir=f"/tmp/smmix_pool_{os.getpid()}", **settings,
-        )  # fmt: skip
+        try:
+            train_and_store(
+                path, variant, seed, epochs, splits, processor, held_out, warmup=warmup, regime=regime, device=device,
+                output_dir=f"/tmp/smmix_pool_{os.getpid()}", **settings,
+            )  # fmt: skip
+        finally:
+            path.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def main() -> None:
