@@ -1,6 +1,7 @@
-"""Numbers for the experiment reports: percent text, per-seed lists, Welch intervals.
+"""Numbers for the experiment reports: percent text, per-seed lists, Welch and paired intervals.
 
-Intervals are 95% Welch t intervals on the difference of two means (unequal variances).
+Intervals are 95% Welch t intervals on the difference of two means (unequal variances), or, where two arms ran
+the same seeds, 95% paired t intervals on the mean per-seed difference.
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ def welch_text(a: list[float], b: list[float]) -> str:
         return "–"
     diff, low, high = result
     return f"{pct(diff, True)} [{pct(low, True)}, {pct(high, True)}]"
+
+
+def paired_text(a: Runs, b: Runs) -> str:
+    """mean over common seeds of b − a (clean top-1) with its 95% paired t interval (scipy's ``ttest_rel``), and
+    the number of pairs; "–" with fewer than 2 common seeds."""
+    from scipy.stats import ttest_rel
+
+    by_seed = {run["seed"]: float(run["clean_top1"]) for run in a}
+    pairs = [(by_seed[run["seed"]], float(run["clean_top1"])) for run in b if run["seed"] in by_seed]
+    if len(pairs) < 2:
+        return "–"
+    ours, theirs = [second for _, second in pairs], [first for first, _ in pairs]
+    interval = ttest_rel(ours, theirs).confidence_interval(0.95)
+    diff = statistics.mean(ours) - statistics.mean(theirs)
+    return f"{pct(diff, True)} [{pct(interval.low, True)}, {pct(interval.high, True)}] ({len(pairs)} pairs)"
 
 
 def finals(runs: Runs) -> list[float]:
