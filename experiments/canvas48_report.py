@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report_stats import Runs, finals, mean_std_signed, pct, per_seed, welch, welch_text
+from report_stats import PAPER_TAB7, TAB7, Runs, finals, mean_std_signed, pct, per_seed, welch, welch_text
 
 REGIME = "canvas48"
 ARMS = ["cutmix", "smmix", "smmix_warmup25"]
@@ -32,8 +32,6 @@ LONG = 80
 HIT_EPOCHS = [1, 2, 3, 5, 10, 20, 40, 80]
 HIT_KEYS = ("src_hit", "tgt_avoid", "src_cover", "tgt_occlude", "clean_top1")
 HIT_KEYS += tuple(f"{key}_random" for key in HIT_KEYS[:4])
-TAB7 = ["cutmix", "maxmin_only", "maxmin_con", "maxmin_fine", "smmix"]
-PAPER_TAB7 = {"cutmix": "79.8", "maxmin_only": "80.4", "maxmin_con": "–", "maxmin_fine": "80.9", "smmix": "81.1"}
 LABELS = {
     "cutmix": "CutMix",
     "smmix": "SMMix (all terms)",
