@@ -27,6 +27,8 @@ checkpoint (``trap_common.pretrain``) at the fine-tuning learning rate of ``epoc
   200 epochs, 3 seeds; then at 200 epochs SMMix with the motivation warm-up (5 seeds) and CutMix seeds 3-4.
 * ``converge32_more``: SMMix seeds 3-4 at 200 epochs.
 * ``converge32_fix``: the motivation warm-up in its CutMix form (``smmix_warmup25_cutmix``) at 200 epochs, 5 seeds.
+* ``converge32_fix2``: the motivation warm-up in its two-part form (``smmix_warmup25_cutmix_random``: CutMix for the
+  first half, random windows for the second) at 200 epochs, 5 seeds.
 * ``tables32``: section 4's rows at convergence (200 epochs, the paper's schedule, 3 seeds), row by row: Tab. 7's
   max-min only, + L_con and + L_fine, then the consistency target on probabilities and the separate region head.
 """
@@ -91,6 +93,12 @@ def tables32_plan(longest: int = 200) -> list[list[Run]]:
     return [[("converge32", row, "none", seed, longest) for row in rows for seed in range(3)]]
 
 
+def converge32_fix2_plan(longest: int = 200) -> list[list[Run]]:
+    """The motivation warm-up in its two-part form (CutMix for the first half, random windows for the second:
+    ``smmix_warmup25_cutmix_random``) at 200 epochs, 5 seeds."""
+    return [[("converge32", "smmix_warmup25_cutmix_random", "none", seed, longest) for seed in range(5)]]
+
+
 PLANS = {
     "canvas48": canvas48_plan,
     "tables48": tables48_plan,
@@ -99,6 +107,7 @@ PLANS = {
     "converge32_more": converge32_more_plan,
     "converge32_fix": converge32_fix_plan,
     "tables32": tables32_plan,
+    "converge32_fix2": converge32_fix2_plan,
 }
 
 

@@ -119,6 +119,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "motivation_warmup_share": 0.25,
         "motivation_warmup_mixing": "cutmix",
     },
+    # The fix, two-part form: CutMix for the first half of the warm-up, random windows for the second.
+    "smmix_warmup25_cutmix_random": {
+        "mix_method": "smmix",
+        "motivation_warmup_share": 0.25,
+        "motivation_warmup_mixing": "cutmix_then_random_windows",
+    },
     # Consistency target (the paper's λ-mix of probabilities instead of the official λ-mix of logits).
     "smmix_probs": {"mix_method": "smmix", "consistency_target": "probs"},
     # Region head: a separate linear head for L_fine's region logits (the official code) instead of the classifier.

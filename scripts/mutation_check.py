@@ -228,7 +228,13 @@ MUTATIONS = (
         "cutmix_warmup_ignored",
         "motivation_warmup_mixing=cutmix is ignored: the warm-up keeps random SMMix windows",
         "methods/smmix.py",
-        (('settings.motivation_warmup_mixing == "cutmix"', 'settings.motivation_warmup_mixing == "never"'),),
+        (('    if mixing == "cutmix":', '    if mixing == "never":'),),
+    ),
+    Mutation(
+        "cutmix_part_is_whole_warmup",
+        "motivation_warmup_mixing=cutmix_then_random_windows keeps CutMix batches for the whole warm-up",
+        "methods/smmix.py",
+        (("in_motivation_warmup(settings, at, part=0.5)", "in_motivation_warmup(settings, at, part=1.0)"),),
     ),
 )
 

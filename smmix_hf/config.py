@@ -15,7 +15,7 @@ from smmix_hf.region_head import REGION_HEADS
 __all__ = ["SMMixConfig"]
 
 CONSISTENCY_TARGETS = ("logits", "probs")
-WARMUP_MIXINGS = ("random_windows", "cutmix")
+WARMUP_MIXINGS = ("random_windows", "cutmix", "cutmix_then_random_windows")
 
 
 @dataclass
@@ -122,8 +122,9 @@ class SMMixConfig(TrainingArguments):
         default="random_windows",
         metadata={
             "help": "How SMMix batches of the motivation warm-up are mixed: random_windows (SMMix's window sizes at "
-            "random places, with L_cls and L_fine) or cutmix (CutMix's box and label, L_cls only: a warm-up batch "
-            "draws and trains exactly as a CutMix batch would).",
+            "random places, with L_cls and L_fine), cutmix (CutMix's box and label, L_cls only: a warm-up batch "
+            "draws and trains exactly as a CutMix batch would) or cutmix_then_random_windows (cutmix for the first "
+            "half of the warm-up, random_windows for the second).",
             "choices": list(WARMUP_MIXINGS),
         },
     )

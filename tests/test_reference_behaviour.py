@@ -153,6 +153,39 @@ def test_a_cutmix_warmup_trains_exactly_as_cutmix_then_as_smmix(tmp_path):
     )
 
 
+def test_a_cutmix_then_random_windows_warmup_is_cutmix_then_random_windows_then_smmix(tmp_path):
+    """``motivation_warmup_mixing="cutmix_then_random_windows"`` with a 2-epoch warm-up: epoch 0 trains as a CutMix
+    run of the same seed, to the bit; epoch 1 has random SMMix windows with L_fine and no motivated forward or
+    L_con; epoch 2 is the paper's SMMix step."""
+
+    def train(epochs: int, **overrides) -> tuple[nn.Module, SMMixTrainer, list[bool]]:
+        torch.manual_seed(0)
+        model = tiny_vit()
+        args = config(tmp_path, num_train_epochs=epochs, logging_steps=1, **overrides)
+        trainer = SMMixTrainer(
+            model=model, args=args, train_dataset=digits_split("train", 16, True), data_collator=collate_image_batch
+        )
+        modes: list[bool] = []
+        model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
+        trainer.train()
+        return model, trainer, modes
+
+    warmup = dict(mix_method="smmix", motivation_warmup_epochs=2, motivation_warmup_mixing="cutmix_then_random_windows")
+    cutmix, _, _ = train(1, mix_method="cutmix")
+    warmed, _, _ = train(1, **warmup)  # the 1-epoch run is all in the warm-up's CutMix half
+    for (name, ours), theirs in zip(warmed.state_dict().items(), cutmix.state_dict().values(), strict=True):
+        assert torch.equal(ours, theirs), name
+
+    _, trainer, modes = train(3, mixup_switch_prob=0.0, **warmup)  # 8 steps an epoch
+    assert modes == [True] * 16 + [False, True] * 8  # motivated forwards only after the warm-up
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [next(key for key in entry if key.startswith("mix_share")) for entry in logs] == (
+        ["mix_share_cutmix"] * 8 + ["mix_share_smmix"] * 16
+    )
+    assert ["loss_fine" in entry for entry in logs] == [False] * 8 + [True] * 16
+    assert ["loss_con" in entry for entry in logs] == [False] * 16 + [True] * 8
+
+
 def test_a_given_motivator_places_the_windows_from_the_first_step(tmp_path):
     """With a trained motivator (Tab. 9) the default has no warm-up: step 0 already runs the motivator's
     forward (eval mode) and logs L_con."""

@@ -29,15 +29,25 @@ if TYPE_CHECKING:
 __all__ = ["SMMix", "describe_motivation_warmup", "in_motivation_warmup"]
 
 
-def in_motivation_warmup(settings: MixSettings, at: RunPosition | None) -> bool:
+def in_motivation_warmup(settings: MixSettings, at: RunPosition | None, part: float = 1.0) -> bool:
     """Whether a batch ``at`` a position of its training run is in the motivation warm-up: the first
     ``motivation_warmup_epochs`` epochs when that is above 0, else the first ``motivation_warmup_ratio`` share of
-    the optimizer steps. Outside a training run (None) no batch is."""
+    the optimizer steps. ``part`` asks for the first such share of the warm-up instead (0.5: its first half).
+    Outside a training run (None) no batch is."""
     if at is None:
         return False
     if settings.motivation_warmup_epochs > 0:
-        return at.epoch < settings.motivation_warmup_epochs
-    return at.progress < settings.motivation_warmup_ratio
+        return at.epoch < part * settings.motivation_warmup_epochs
+    return at.progress < part * settings.motivation_warmup_ratio
+
+
+def warmup_batch_is_cutmix(settings: MixSettings, at: RunPosition | None) -> bool:
+    """Whether a warm-up batch is a CutMix batch: all of the warm-up with ``motivation_warmup_mixing="cutmix"``,
+    its first half with ``"cutmix_then_random_windows"``."""
+    mixing = settings.motivation_warmup_mixing
+    if mixing == "cutmix":
+        return in_motivation_warmup(settings, at)
+    return mixing == "cutmix_then_random_windows" and in_motivation_warmup(settings, at, part=0.5)
 
 
 def describe_motivation_warmup(settings: MixSettings) -> str:
@@ -58,7 +68,8 @@ class SMMix(MixMethod):
     (Tab. 7). During the motivation warm-up (:func:`in_motivation_warmup`: by default the first 25% of the
     optimizer steps) the batch needs no motivated forward: its windows are random and L_con is off, or, with
     ``motivation_warmup_mixing="cutmix"``, it is a CutMix batch (drawn from the same generator, so a warm-up
-    trains exactly as a CutMix run of the same seed). Early in training a model's attention does not yet find
+    trains exactly as a CutMix run of the same seed); ``"cutmix_then_random_windows"`` has CutMix batches for the
+    first half of the warm-up and random windows for the second. Early in training a model's attention does not yet find
     its objects, and its own attention and near-uniform predictions would otherwise drive the mixing. A label
     re-weighting (TransMix, Tab. 6) changes λ in L_cls only; L_con keeps the area share.
     """
@@ -81,7 +92,7 @@ class SMMix(MixMethod):
             raise ValueError("SMMix needs the model's token grid to size its window.")
         settings = self.settings
         warmup = in_motivation_warmup(settings, at)
-        if warmup and settings.motivation_warmup_mixing == "cutmix":
+        if warmup and warmup_batch_is_cutmix(settings, at):
             return CutMix("cutmix", settings, self.random, self.reweighting).draw(image_size, grid, at)
         motivated = not warmup and (settings.max_min_regions or settings.consistency_loss_weight > 0)
         size = draw_region_size(self.random.numpy, grid, settings.region_scale, settings.region_sampling)
