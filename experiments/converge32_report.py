@@ -39,14 +39,23 @@ from report_stats import (
     paired_text,
     pct,
     per_seed,
+    variance_ratio_text,
     welch,
     welch_text,
 )
 
 EXPERIMENT = "converge32"
 BUDGETS = [80, 160, 200]
-ARMS = ["cutmix", "smmix", "smmix_ink_oracle", "random_windows", "smmix_warmup25", "smmix_warmup25_cutmix"]
-WARMUP_ARMS = ["smmix_warmup25", "smmix_warmup25_cutmix"]
+ARMS = [
+    "cutmix",
+    "smmix",
+    "smmix_ink_oracle",
+    "random_windows",
+    "smmix_warmup25",
+    "smmix_warmup25_cutmix",
+    "smmix_warmup25_cutmix_random",
+]
+WARMUP_ARMS = ["smmix_warmup25", "smmix_warmup25_cutmix", "smmix_warmup25_cutmix_random"]
 LABELS = {
     "cutmix": "CutMix",
     "smmix": "SMMix (attention windows)",
@@ -54,6 +63,7 @@ LABELS = {
     "random_windows": "SMMix, random windows",
     "smmix_warmup25": "SMMix + motivation warm-up 25%",
     "smmix_warmup25_cutmix": "SMMix + CutMix warm-up 25%",
+    "smmix_warmup25_cutmix_random": "SMMix + CutMix, then random-window warm-up 25%",
     "maxmin_only": "max-min only",
     "maxmin_con": "max-min + L_con",
     "maxmin_fine": "max-min + L_fine",
@@ -70,6 +80,7 @@ COLOURS = {
     "random_windows": "tab:grey",
     "smmix_warmup25": "tab:orange",
     "smmix_warmup25_cutmix": "tab:green",
+    "smmix_warmup25_cutmix_random": "tab:brown",
 }
 SHORT = {
     "cutmix": "C",
@@ -78,6 +89,7 @@ SHORT = {
     "random_windows": "R",
     "smmix_warmup25": "W",
     "smmix_warmup25_cutmix": "K",
+    "smmix_warmup25_cutmix_random": "T",
 }
 STYLES = {80: "-", 160: "--", 200: ":"}
 HIT_EPOCHS = [1, 5, 10, 20, 40, 60, 80]
@@ -92,6 +104,8 @@ COMPARISONS = [
     ("cutmix", "smmix_warmup25_cutmix", "CutMix-warm-up SMMix − CutMix"),
     ("smmix", "smmix_warmup25_cutmix", "CutMix-warm-up − plain SMMix"),
     ("smmix_warmup25", "smmix_warmup25_cutmix", "CutMix warm-up − random-window warm-up"),
+    ("cutmix", "smmix_warmup25_cutmix_random", "two-part-warm-up SMMix − CutMix"),
+    ("smmix_warmup25", "smmix_warmup25_cutmix_random", "two-part warm-up − random-window warm-up"),
 ]
 
 
@@ -211,11 +225,12 @@ def fix_section(by_budget: dict[int, dict[str, Runs]]) -> list[str]:
         "",
         "Take-off: the first epoch whose held-out clean top-1 reaches 30% / 50%, per seed, and the latest seed's. "
         "Passes: the arm's latest seed takes off no later than CutMix's latest at both levels, and its final std and "
-        "range are no wider than CutMix's.",
+        "range are no wider than CutMix's. `std / CutMix's`: the ratio of the final stds with its 95% interval (F "
+        "distribution of a variance ratio): how well 5 seeds can tell two spreads apart.",
         "",
         "| budget | arm | n | epoch at 30% per seed (latest) | epoch at 50% per seed (latest) | final std | "
-        "final range | passes |",
-        "|---|---|---|---|---|---|---|---|",
+        "final range | std / CutMix's [95% CI] | passes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for budget, by_arm in by_budget.items():
         if not any(by_arm.get(variant) for variant in WARMUP_ARMS) or not by_arm.get("cutmix"):
@@ -234,13 +249,14 @@ def fix_section(by_budget: dict[int, dict[str, Runs]]) -> list[str]:
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             width = max(values) - min(values)
             if variant == "cutmix":
-                cut_spread, cut_width, verdict = spread, width, "–"
+                cut_values, cut_spread, cut_width, verdict = values, spread, width, "–"
             else:
                 on_time = all(latest[variant, level] <= latest["cutmix", level] for level in (0.3, 0.5))
                 verdict = "yes" if on_time and spread <= cut_spread and width <= cut_width else "no"
+            ratio = "–" if variant == "cutmix" else variance_ratio_text(cut_values, values)
             lines.append(
                 f"| {budget} | {LABELS[variant]} | {len(runs)} | {cells[0]} | {cells[1]} | {pct(spread)} | "
-                f"{pct(width)} | {verdict} |"
+                f"{pct(width)} | {ratio} | {verdict} |"
             )
     lines.append("")
     return lines

@@ -64,6 +64,19 @@ def paired_text(a: Runs, b: Runs) -> str:
     return f"{pct(diff, True)} [{pct(interval.low, True)}, {pct(interval.high, True)}] ({len(pairs)} pairs)"
 
 
+def variance_ratio_text(a: list[float], b: list[float]) -> str:
+    """The seed spread of b against a's: the ratio of sample stds sd_b / sd_a with its 95% interval from the F
+    distribution of the variance ratio (normal samples); "–" with fewer than 2 values on either side."""
+    from scipy.stats import f
+
+    if len(a) < 2 or len(b) < 2 or statistics.stdev(a) == 0:
+        return "–"
+    ratio = statistics.variance(b) / statistics.variance(a)
+    dof_b, dof_a = len(b) - 1, len(a) - 1
+    low, high = ratio / f.ppf(0.975, dof_b, dof_a), ratio / f.ppf(0.025, dof_b, dof_a)
+    return f"{math.sqrt(ratio):.2f} [{math.sqrt(low):.2f}, {math.sqrt(high):.2f}]"
+
+
 def finals(runs: Runs) -> list[float]:
     return [float(run["clean_top1"]) for run in runs]
 
