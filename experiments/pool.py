@@ -112,17 +112,23 @@ PLANS = {
 
 
 # Plans tied to one regime (their warm start was trained for it).
-PLAN_REGIMES = {
-    "converge32": "canvas32",
-    "converge32_more": "canvas32",
-    "tables32": "canvas32",
-    "converge32_fix": "canvas32",
-}
+# Experiments tied to one regime, whose runs are warm-started: every plan with runs of such an experiment gets its
+# regime and warm start, so a new plan cannot run them from scratch by mistake.
+WARM_STARTED_EXPERIMENTS = {"converge32": "canvas32"}
+
+
+def plan_regime(plan: str) -> str | None:
+    """The regime a plan's warm-started runs need, or None when the plan has none."""
+    regimes = {WARM_STARTED_EXPERIMENTS.get(run[0]) for group in PLANS[plan]() for run in group} - {None}
+    if len(regimes) > 1:
+        raise ValueError(f"plan {plan} mixes warm-started experiments of the regimes {sorted(regimes)}")
+    return next(iter(regimes), None)
 
 
 def plan_settings(plan: str) -> dict:
-    """Per-plan training settings beyond the regime's: a plan tied to a regime is warm-started (at lr 1e-3)."""
-    if plan not in PLAN_REGIMES:
+    """Per-plan training settings beyond the regime's: a plan of warm-started runs starts them from the
+    full-frame digits checkpoint, at lr 1e-3."""
+    if plan_regime(plan) is None:
         return {}
     from trap_common import PRETRAINED, pretrain
 
@@ -198,8 +204,9 @@ def main() -> None:
         "--seconds-per-epoch", type=float, default=5.0, help="expected time of one epoch, to skip runs that cannot end"
     )
     args = parser.parse_args()
-    if PLAN_REGIMES.get(args.plan, args.regime) != args.regime:
-        parser.error(f"--plan {args.plan} runs in --regime {PLAN_REGIMES[args.plan]}; got --regime {args.regime}.")
+    regime = plan_regime(args.plan)
+    if regime is not None and regime != args.regime:
+        parser.error(f"--plan {args.plan} runs in --regime {regime}; got --regime {args.regime}.")
     from trap_common import result_path
 
     settings = plan_settings(args.plan)
