@@ -30,7 +30,8 @@ checkpoint (``trap_common.pretrain``) at the fine-tuning learning rate of ``epoc
 * ``converge32_fix2``: the motivation warm-up in its two-part form (``smmix_warmup25_cutmix_random``: CutMix for the
   first half, random windows for the second) at 200 epochs, 5 seeds.
 * ``tables32``: section 4's rows at convergence (200 epochs, the paper's schedule, 3 seeds), row by row: Tab. 7's
-  max-min only, + L_con and + L_fine, then the consistency target on probabilities and the separate region head.
+  max-min only, + L_con and + L_fine, then the consistency target on probabilities and the separate region head, then
+  Tab. 8's δ ~ U(0, 1) and δ = 0.5 (the canvas32 default, δ ~ U(0.25, 0.75) drawn continuously, is the SMMix row).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def converge32_fix_plan(longest: int = 200) -> list[list[Run]]:
 
 
 def tables32_plan(longest: int = 200) -> list[list[Run]]:
-    rows = ("maxmin_only", "maxmin_con", "maxmin_fine", "smmix_probs", "smmix_region_head")
+    rows = ("maxmin_only", "maxmin_con", "maxmin_fine", "smmix_probs", "smmix_region_head", "delta_u01", "delta_half")
     return [[("converge32", row, "none", seed, longest) for row in rows for seed in range(3)]]
 
 
