@@ -112,7 +112,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "maxmin_fine": {"mix_method": "smmix", "consistency_loss_weight": 0.0},
     "random_windows": {"mix_method": "smmix", "max_min_regions": False},
     # The fix: random windows and no L_con for the first quarter of the epochs (motivation_warmup_epochs).
-    "smmix_warmup25": {"mix_method": "smmix", "motivation_warmup_share": 0.25},
+    "smmix_warmup25": {
+        "mix_method": "smmix",
+        "motivation_warmup_share": 0.25,
+        "motivation_warmup_mixing": "random_windows",
+    },
     # The fix, CutMix form: the first quarter of the epochs are CutMix batches (motivation_warmup_mixing="cutmix").
     "smmix_warmup25_cutmix": {
         "mix_method": "smmix",

@@ -23,9 +23,10 @@ class SMMixConfig(TrainingArguments):
     """Training arguments for :class:`~smmix_hf.SMMixTrainer`.
 
     Defaults follow the paper's ImageNet recipe (SMMix in place of CutMix in the DeiT recipe,
-    alternating with Mixup at p = 0.5, label smoothing 0.1), except one: SMMix batches use random windows and
-    no L_con for the first 25% of the optimizer steps (``motivation_warmup_ratio``; 0 gives the paper's
-    schedule; off by default when a trained motivator places the windows). Two ``TrainingArguments``
+    alternating with Mixup at p = 0.5, label smoothing 0.1), except one: for the first 25% of the optimizer steps
+    (``motivation_warmup_ratio``; 0 gives the paper's schedule; off by default when a trained motivator places the
+    windows) SMMix batches are CutMix batches, then, for the second half of that share, random windows with L_fine,
+    without L_con either way (``motivation_warmup_mixing``). Two ``TrainingArguments``
     defaults change: ``label_smoothing_factor`` is 0.1 and applies to every soft target, and
     ``remove_unused_columns`` is False so the image column survives for on-the-fly transforms.
     """
@@ -103,8 +104,8 @@ class SMMixConfig(TrainingArguments):
     motivation_warmup_ratio: float | None = field(
         default=None,
         metadata={
-            "help": "Share of the run's optimizer steps, in [0, 1), during which SMMix batches use random windows "
-            "and no L_con before max-min windows and L_con take over. Unset: "
+            "help": "Share of the run's optimizer steps, in [0, 1), during which SMMix batches are mixed as "
+            "motivation_warmup_mixing says, with no L_con, before max-min windows and L_con take over. Unset: "
             f"{DEFAULT_MOTIVATION_WARMUP_RATIO}, or 0 when a trained motivator places the windows; 0: from the "
             "first step, as the paper. A model's attention does not find the objects early in training (the "
             "README's Evidence section). It counts this run's max_steps: resuming with a longer schedule moves "
@@ -119,7 +120,7 @@ class SMMixConfig(TrainingArguments):
         },
     )
     motivation_warmup_mixing: str = field(
-        default="random_windows",
+        default="cutmix_then_random_windows",
         metadata={
             "help": "How SMMix batches of the motivation warm-up are mixed: random_windows (SMMix's window sizes at "
             "random places, with L_cls and L_fine), cutmix (CutMix's box and label, L_cls only: a warm-up batch "

@@ -117,6 +117,7 @@ def test_timm_backbones_train_a_few_smmix_steps(tmp_path, family):
         logging_steps=1,
         mixup_switch_prob=0.0,
         save_strategy="no",
+        motivation_warmup_mixing="random_windows",  # its first step is an SMMix batch (random windows, L_fine)
         report_to="none",
         use_cpu=True,
         disable_tqdm=True,

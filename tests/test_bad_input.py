@@ -169,8 +169,8 @@ def usage_error_line(result: subprocess.CompletedProcess) -> str:
          "give motivation_warmup_ratio or motivation_warmup_epochs above 0, not both; got 0.1 and 2.0."),
         (["--config", "demo", "--motivation_warmup_epochs", "nan"], "motivation_warmup_epochs must be >= 0; got nan."),
         (["--config", "demo", "--motivation_warmup_mixing", "cutmx"], "argument --motivation_warmup_mixing/"
-         "--motivation-warmup-mixing: invalid choice: 'cutmx' (choose from 'random_windows', 'cutmix') (see "
-         "smmix-train --help)"),
+         "--motivation-warmup-mixing: invalid choice: 'cutmx' (choose from 'random_windows', 'cutmix', "
+         "'cutmix_then_random_windows') (see smmix-train --help)"),
     ],
     ids=["bad-value", "unknown-flag", "unknown-recipe", "missing-model", "config-validation", "data-check",
          "warmup-ratio-range", "warmup-both-given", "warmup-epochs-nan", "warmup-mixing-choice"],

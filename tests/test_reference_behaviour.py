@@ -87,10 +87,18 @@ def test_mixup_share_over_300_steps_follows_mixup_prob(tmp_path):
 
 
 def test_motivation_warmup_uses_random_windows_without_the_motivated_forward_then_max_min(tmp_path):
-    """Epoch 0 of 2 is the warm-up: one (train-mode) forward per step and no L_con; epoch 1: both, as the paper."""
+    """``motivation_warmup_mixing="random_windows"``: epoch 0 of 2 is the warm-up, one (train-mode) forward per step,
+    L_fine and no L_con; epoch 1: both forwards, as the paper."""
     torch.manual_seed(0)
     model = tiny_vit()
-    args = config(tmp_path, mixup_switch_prob=0.0, num_train_epochs=2, logging_steps=1, motivation_warmup_epochs=1)
+    args = config(
+        tmp_path,
+        mixup_switch_prob=0.0,
+        num_train_epochs=2,
+        logging_steps=1,
+        motivation_warmup_epochs=1,
+        motivation_warmup_mixing="random_windows",
+    )
     trainer = SMMixTrainer(
         model=model, args=args, train_dataset=digits_split("train", 4, True), data_collator=collate_image_batch
     )
@@ -104,20 +112,25 @@ def test_motivation_warmup_uses_random_windows_without_the_motivated_forward_the
 
 
 def test_default_motivation_warmup_is_the_first_quarter_of_the_steps(tmp_path):
-    """The default: steps 0 of 4 (progress 0 < 0.25) is the warm-up, one train-mode forward and no L_con; steps
-    1-3 (progress 0.25, 0.5, 0.75) are the paper's SMMix step, an eval-mode motivated forward and L_con."""
+    """The default: steps 0-1 of 8 (progress 0 and 0.125 < 0.25) are the warm-up, one train-mode forward and no
+    L_con: step 0 (the first half) a CutMix batch, step 1 random SMMix windows with L_fine; steps 2-7 are the
+    paper's SMMix step, an eval-mode motivated forward and L_con."""
     torch.manual_seed(0)
     model = tiny_vit()
-    args = config(tmp_path, mixup_switch_prob=0.0, max_steps=4, logging_steps=1, motivation_warmup_ratio=None)
+    args = config(tmp_path, mixup_switch_prob=0.0, max_steps=8, logging_steps=1, motivation_warmup_ratio=None)
     trainer = SMMixTrainer(
         model=model, args=args, train_dataset=digits_split("train", 8, True), data_collator=collate_image_batch
     )
     modes: list[bool] = []
     model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
     trainer.train()
-    assert modes == [True, False, True, False, True, False, True]
+    assert modes == [True, True] + [False, True] * 6
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
-    assert ["loss_con" in entry for entry in logs] == [False, True, True, True]
+    assert ["loss_con" in entry for entry in logs] == [False, False] + [True] * 6
+    assert ["loss_fine" in entry for entry in logs] == [False] + [True] * 7
+    assert [next(key for key in entry if key.startswith("mix_share")) for entry in logs] == (
+        ["mix_share_cutmix"] + ["mix_share_smmix"] * 7
+    )
 
 
 def test_a_cutmix_warmup_trains_exactly_as_cutmix_then_as_smmix(tmp_path):

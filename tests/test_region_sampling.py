@@ -92,6 +92,7 @@ def trainer_config(tmp_path, **overrides) -> SMMixConfig:
         max_steps=4,
         logging_steps=1,
         save_strategy="no",
+        motivation_warmup_mixing="random_windows",  # its first step is an SMMix batch (random windows, L_fine)
         report_to="none",
         use_cpu=True,
         disable_tqdm=True,

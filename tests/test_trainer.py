@@ -19,6 +19,7 @@ def make_config(tmp_path, **overrides) -> SMMixConfig:
         per_device_train_batch_size=8,
         per_device_eval_batch_size=16,
         max_steps=3,
+        motivation_warmup_mixing="random_windows",  # its first step is an SMMix batch (random windows, L_fine)
         learning_rate=1e-3,
         logging_steps=1,
         save_strategy="no",

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["LabelReweighting", "MixDraw", "MixMethod", "MixSettings", "Mixed", "RunPosition"]
 
 
-# The share of a run's optimizer steps that SMMix trains with random windows and no L_con before its own
+# The share of a run's optimizer steps that SMMix trains without its own attention or L_con before its own
 # attention places the windows, when neither ``motivation_warmup_ratio`` nor ``motivation_warmup_epochs`` is
 # given and no trained motivator places them. The README's Evidence section measures it against 0, the paper's
 # schedule, on local-object data.
@@ -68,7 +68,7 @@ class MixSettings:
     max_min_regions: bool = True
     motivation_warmup_ratio: float = DEFAULT_MOTIVATION_WARMUP_RATIO
     motivation_warmup_epochs: float = 0.0
-    motivation_warmup_mixing: str = "random_windows"
+    motivation_warmup_mixing: str = "cutmix_then_random_windows"
     cls_loss_weight: float = 1.0
     fine_loss_weight: float = 1.0
     consistency_loss_weight: float = 1.0
