@@ -133,31 +133,38 @@ def test_default_motivation_warmup_is_the_first_quarter_of_the_steps(tmp_path):
     )
 
 
+def train_on_digits(tmp_path, epochs: int, **overrides) -> tuple[nn.Module, SMMixTrainer, list[bool]]:
+    """Trains the tiny ViT (seed 0) on 16 digits for ``epochs``, logging every step; returns the model, the trainer
+    and the train / eval mode of each forward of the model."""
+    torch.manual_seed(0)
+    model = tiny_vit()
+    args = config(tmp_path, num_train_epochs=epochs, logging_steps=1, **overrides)
+    trainer = SMMixTrainer(
+        model=model, args=args, train_dataset=digits_split("train", 16, True), data_collator=collate_image_batch
+    )
+    modes: list[bool] = []
+    model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
+    trainer.train()
+    return model, trainer, modes
+
+
+def assert_same_parameters(ours: nn.Module, theirs: nn.Module) -> None:
+    for (name, mine), other in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
+        assert torch.equal(mine, other), name
+
+
 def test_a_cutmix_warmup_trains_exactly_as_cutmix_then_as_smmix(tmp_path):
     """``motivation_warmup_mixing="cutmix"``: through the warm-up (epoch 0 of 2, Mixup alternating at p = 0.5) an
     SMMix run draws and trains as a CutMix run of the same seed, to the bit; then it is the paper's SMMix step."""
 
-    def train(epochs: int, **overrides) -> tuple[nn.Module, SMMixTrainer, list[bool]]:
-        torch.manual_seed(0)
-        model = tiny_vit()
-        args = config(tmp_path, num_train_epochs=epochs, logging_steps=1, **overrides)
-        trainer = SMMixTrainer(
-            model=model, args=args, train_dataset=digits_split("train", 16, True), data_collator=collate_image_batch
-        )
-        modes: list[bool] = []
-        model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
-        trainer.train()
-        return model, trainer, modes
-
-    cutmix, _, _ = train(1, mix_method="cutmix")
+    cutmix, _, _ = train_on_digits(tmp_path, 1, mix_method="cutmix")
     warmup = dict(mix_method="smmix", motivation_warmup_epochs=1, motivation_warmup_mixing="cutmix")
-    warmed, trainer, modes = train(1, **warmup)
-    for (name, ours), theirs in zip(warmed.state_dict().items(), cutmix.state_dict().values(), strict=True):
-        assert torch.equal(ours, theirs), name
+    warmed, trainer, modes = train_on_digits(tmp_path, 1, **warmup)
+    assert_same_parameters(warmed, cutmix)
     shares = [{key for key in entry if key.startswith("mix_share")} for entry in trainer.state.log_history[:-1]]
     assert set().union(*shares) == {"mix_share_cutmix", "mix_share_mixup"} and all(modes)
 
-    _, trainer, modes = train(2, mixup_switch_prob=0.0, **warmup)  # 8 steps an epoch
+    _, trainer, modes = train_on_digits(tmp_path, 2, mixup_switch_prob=0.0, **warmup)  # 8 steps an epoch
     assert modes == [True] * 8 + [False, True] * 8  # motivated forwards only after the warm-up
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert ["loss_con" in entry for entry in logs] == [False] * 8 + [True] * 8
@@ -171,25 +178,12 @@ def test_a_cutmix_then_random_windows_warmup_is_cutmix_then_random_windows_then_
     run of the same seed, to the bit; epoch 1 has random SMMix windows with L_fine and no motivated forward or
     L_con; epoch 2 is the paper's SMMix step."""
 
-    def train(epochs: int, **overrides) -> tuple[nn.Module, SMMixTrainer, list[bool]]:
-        torch.manual_seed(0)
-        model = tiny_vit()
-        args = config(tmp_path, num_train_epochs=epochs, logging_steps=1, **overrides)
-        trainer = SMMixTrainer(
-            model=model, args=args, train_dataset=digits_split("train", 16, True), data_collator=collate_image_batch
-        )
-        modes: list[bool] = []
-        model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
-        trainer.train()
-        return model, trainer, modes
-
     warmup = dict(mix_method="smmix", motivation_warmup_epochs=2, motivation_warmup_mixing="cutmix_then_random_windows")
-    cutmix, _, _ = train(1, mix_method="cutmix")
-    warmed, _, _ = train(1, **warmup)  # the 1-epoch run is all in the warm-up's CutMix half
-    for (name, ours), theirs in zip(warmed.state_dict().items(), cutmix.state_dict().values(), strict=True):
-        assert torch.equal(ours, theirs), name
+    cutmix, _, _ = train_on_digits(tmp_path, 1, mix_method="cutmix")
+    warmed, _, _ = train_on_digits(tmp_path, 1, **warmup)  # the 1-epoch run is all in the warm-up's CutMix half
+    assert_same_parameters(warmed, cutmix)
 
-    _, trainer, modes = train(3, mixup_switch_prob=0.0, **warmup)  # 8 steps an epoch
+    _, trainer, modes = train_on_digits(tmp_path, 3, mixup_switch_prob=0.0, **warmup)  # 8 steps an epoch
     assert modes == [True] * 16 + [False, True] * 8  # motivated forwards only after the warm-up
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert [next(key for key in entry if key.startswith("mix_share")) for entry in logs] == (
