@@ -140,8 +140,8 @@ def header(runs: Runs) -> list[str]:
         "1e-3, wd 0.05, cosine over the budget, 50 warm-up steps, batch 64, label smoothing 0.1, Mixup at p = 0.5 "
         "alternating with CutMix / SMMix, random resized crop 0.8-1; SMMix window sides ⌊δ·8⌋, δ ~ U(0.25, 0.75).",
         "",
-        f"Runs: {len(runs)}, on this project's 2-core CPU machine, one thread a run, two at a time; code commit(s): "
-        f"{', '.join(codes)}; training time per run: {timing}.",
+        f"Runs: {len(runs)}, on this project's 2-core CPU machine, one thread a run, two or three at a time; "
+        f"code commit(s): {', '.join(codes)}; training time per run: {timing}.",
         "",
         "Accuracies are held-out clean top-1 (360 canvases) in percent, mean ± std over seeds (sample std); "
         "`sN: x` is seed N. Intervals: 95% Welch t interval on a difference of two means, in points; `paired by "
