@@ -86,25 +86,32 @@ def test_mixup_share_over_300_steps_follows_mixup_prob(tmp_path):
     assert abs(mixup_steps / 300 - mixup_prob) <= 0.07
 
 
-def test_motivation_warmup_uses_random_windows_without_the_motivated_forward_then_max_min(tmp_path):
-    """``motivation_warmup_mixing="random_windows"``: epoch 0 of 2 is the warm-up, one (train-mode) forward per step,
-    L_fine and no L_con; epoch 1: both forwards, as the paper."""
+def train_on_digits(tmp_path, digits: int = 16, **overrides) -> tuple[nn.Module, SMMixTrainer, list[bool]]:
+    """Trains the tiny ViT (seed 0) on ``digits`` training digits with ``config(**overrides)``, logging every step;
+    returns the model, the trainer and the train / eval mode of each forward of the model."""
     torch.manual_seed(0)
     model = tiny_vit()
-    args = config(
-        tmp_path,
-        mixup_switch_prob=0.0,
-        num_train_epochs=2,
-        logging_steps=1,
-        motivation_warmup_epochs=1,
-        motivation_warmup_mixing="random_windows",
-    )
+    args = config(tmp_path, logging_steps=1, **overrides)
     trainer = SMMixTrainer(
-        model=model, args=args, train_dataset=digits_split("train", 4, True), data_collator=collate_image_batch
+        model=model, args=args, train_dataset=digits_split("train", digits, True), data_collator=collate_image_batch
     )
     modes: list[bool] = []
     model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
     trainer.train()
+    return model, trainer, modes
+
+
+def test_motivation_warmup_uses_random_windows_without_the_motivated_forward_then_max_min(tmp_path):
+    """``motivation_warmup_mixing="random_windows"``: epoch 0 of 2 is the warm-up, one (train-mode) forward per step,
+    L_fine and no L_con; epoch 1: both forwards, as the paper."""
+    _, trainer, modes = train_on_digits(
+        tmp_path,
+        digits=4,
+        mixup_switch_prob=0.0,
+        num_train_epochs=2,
+        motivation_warmup_epochs=1,
+        motivation_warmup_mixing="random_windows",
+    )
     assert modes == [True, True, False, True, False, True]  # 2 steps per epoch; eval-mode motivated forwards later
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert ["loss_con" in entry for entry in logs] == [False, False, True, True]
@@ -115,15 +122,9 @@ def test_default_motivation_warmup_is_the_first_quarter_of_the_steps(tmp_path):
     """The default: steps 0-1 of 8 (progress 0 and 0.125 < 0.25) are the warm-up, one train-mode forward and no
     L_con: step 0 (the first half) a CutMix batch, step 1 random SMMix windows with L_fine; steps 2-7 are the
     paper's SMMix step, an eval-mode motivated forward and L_con."""
-    torch.manual_seed(0)
-    model = tiny_vit()
-    args = config(tmp_path, mixup_switch_prob=0.0, max_steps=8, logging_steps=1, motivation_warmup_ratio=None)
-    trainer = SMMixTrainer(
-        model=model, args=args, train_dataset=digits_split("train", 8, True), data_collator=collate_image_batch
+    _, trainer, modes = train_on_digits(
+        tmp_path, digits=8, mixup_switch_prob=0.0, max_steps=8, motivation_warmup_ratio=None
     )
-    modes: list[bool] = []
-    model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
-    trainer.train()
     assert modes == [True, True] + [False, True] * 6
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert ["loss_con" in entry for entry in logs] == [False, False] + [True] * 6
@@ -131,21 +132,6 @@ def test_default_motivation_warmup_is_the_first_quarter_of_the_steps(tmp_path):
     assert [next(key for key in entry if key.startswith("mix_share")) for entry in logs] == (
         ["mix_share_cutmix"] + ["mix_share_smmix"] * 7
     )
-
-
-def train_on_digits(tmp_path, epochs: int, **overrides) -> tuple[nn.Module, SMMixTrainer, list[bool]]:
-    """Trains the tiny ViT (seed 0) on 16 digits for ``epochs``, logging every step; returns the model, the trainer
-    and the train / eval mode of each forward of the model."""
-    torch.manual_seed(0)
-    model = tiny_vit()
-    args = config(tmp_path, num_train_epochs=epochs, logging_steps=1, **overrides)
-    trainer = SMMixTrainer(
-        model=model, args=args, train_dataset=digits_split("train", 16, True), data_collator=collate_image_batch
-    )
-    modes: list[bool] = []
-    model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
-    trainer.train()
-    return model, trainer, modes
 
 
 def assert_same_parameters(ours: nn.Module, theirs: nn.Module) -> None:
@@ -157,14 +143,15 @@ def test_a_cutmix_warmup_trains_exactly_as_cutmix_then_as_smmix(tmp_path):
     """``motivation_warmup_mixing="cutmix"``: through the warm-up (epoch 0 of 2, Mixup alternating at p = 0.5) an
     SMMix run draws and trains as a CutMix run of the same seed, to the bit; then it is the paper's SMMix step."""
 
-    cutmix, _, _ = train_on_digits(tmp_path, 1, mix_method="cutmix")
+    cutmix, _, _ = train_on_digits(tmp_path, num_train_epochs=1, mix_method="cutmix")
     warmup = dict(mix_method="smmix", motivation_warmup_epochs=1, motivation_warmup_mixing="cutmix")
-    warmed, trainer, modes = train_on_digits(tmp_path, 1, **warmup)
+    warmed, trainer, modes = train_on_digits(tmp_path, num_train_epochs=1, **warmup)
     assert_same_parameters(warmed, cutmix)
     shares = [{key for key in entry if key.startswith("mix_share")} for entry in trainer.state.log_history[:-1]]
     assert set().union(*shares) == {"mix_share_cutmix", "mix_share_mixup"} and all(modes)
 
-    _, trainer, modes = train_on_digits(tmp_path, 2, mixup_switch_prob=0.0, **warmup)  # 8 steps an epoch
+    # 8 steps an epoch
+    _, trainer, modes = train_on_digits(tmp_path, num_train_epochs=2, mixup_switch_prob=0.0, **warmup)
     assert modes == [True] * 8 + [False, True] * 8  # motivated forwards only after the warm-up
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert ["loss_con" in entry for entry in logs] == [False] * 8 + [True] * 8
@@ -179,11 +166,13 @@ def test_a_cutmix_then_random_windows_warmup_is_cutmix_then_random_windows_then_
     L_con; epoch 2 is the paper's SMMix step."""
 
     warmup = dict(mix_method="smmix", motivation_warmup_epochs=2, motivation_warmup_mixing="cutmix_then_random_windows")
-    cutmix, _, _ = train_on_digits(tmp_path, 1, mix_method="cutmix")
-    warmed, _, _ = train_on_digits(tmp_path, 1, **warmup)  # the 1-epoch run is all in the warm-up's CutMix half
+    cutmix, _, _ = train_on_digits(tmp_path, num_train_epochs=1, mix_method="cutmix")
+    # the 1-epoch run is all in the warm-up's CutMix half
+    warmed, _, _ = train_on_digits(tmp_path, num_train_epochs=1, **warmup)
     assert_same_parameters(warmed, cutmix)
 
-    _, trainer, modes = train_on_digits(tmp_path, 3, mixup_switch_prob=0.0, **warmup)  # 8 steps an epoch
+    # 8 steps an epoch
+    _, trainer, modes = train_on_digits(tmp_path, num_train_epochs=3, mixup_switch_prob=0.0, **warmup)
     assert modes == [True] * 16 + [False, True] * 8  # motivated forwards only after the warm-up
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert [next(key for key in entry if key.startswith("mix_share")) for entry in logs] == (
