@@ -11,9 +11,10 @@ Attention is recomputed from what the last block computes anyway (its query and 
 CaiT's talking-heads logits), captured by forward hooks during the no-grad motivated forward: the model
 keeps its SDPA (or any other) attention kernel, which never materialises the attention matrix.
 
-This module imports neither timm nor any family; a timm family matches on the configuration
-(``model_type: timm_wrapper`` and the ``architecture`` name) and touches timm only through the model it
-is given.
+This module imports neither timm nor any family. A timm family reads a timm model either inside
+``TimmWrapperForImageClassification`` (``model_type: timm_wrapper``, ``config.architecture``) or as
+``timm.create_model`` returns it (no ``config``; ``pretrained_cfg["architecture"]`` and the class); it matches
+on the timm class's name and touches timm only through the model it is given.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from torch import nn
 from smmix_hf.tokens import image_attention_score
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig, PreTrainedModel
+    from transformers import PretrainedConfig
 
 __all__ = [
     "Backbone",
     "QueryKeyBackbone",
+    "TimmBackbone",
     "TimmWrapperBackbone",
     "backbone_class_for",
     "backbone_for",
@@ -41,6 +43,8 @@ __all__ = [
     "registered_backbones",
     "require_classifier",
     "split_heads",
+    "timm_architecture",
+    "timm_module_of",
 ]
 
 _REGISTRY: dict[str, type[Backbone]] = {}
@@ -66,9 +70,9 @@ class Backbone(abc.ABC):
     num_prefix_tokens: ClassVar[int]
     short_names: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.config = model.config
+        self.config = getattr(model, "config", None)  # None for a raw timm model
 
     # ---- which models and names belong to the family ----
 
@@ -76,6 +80,12 @@ class Backbone(abc.ABC):
     @abc.abstractmethod
     def matches(cls, config: PretrainedConfig) -> bool:
         """Whether a model with ``config`` belongs to this class (read the config, import nothing)."""
+
+    @classmethod
+    def matches_model(cls, model: nn.Module) -> bool:
+        """Whether ``model`` belongs to this class (default: its ``config`` :meth:`matches`)."""
+        config = getattr(model, "config", None)
+        return config is not None and cls.matches(config)
 
     @classmethod
     @abc.abstractmethod
@@ -210,28 +220,61 @@ def require_classifier(model: nn.Module, class_hint: str) -> None:
         )
 
 
-class TimmWrapperBackbone(Backbone):
-    """A timm model inside ``TimmWrapperForImageClassification`` (``model_type: timm_wrapper``).
+def timm_module_of(model: nn.Module) -> nn.Module | None:
+    """The timm model of ``model``: ``model.timm_model`` inside ``TimmWrapperForImageClassification``, the model
+    itself when timm built it (a class from the ``timm`` package), else None. Imports nothing."""
+    inner = getattr(model, "timm_model", None)
+    if isinstance(inner, nn.Module):
+        return inner
+    if getattr(model, "config", None) is None and type(model).__module__.split(".")[0] == "timm":
+        return model
+    return None
 
-    A family sets :attr:`architecture_prefix` (timm's architecture names start with it); its classifier is
-    timm's ``head``. Nothing here imports timm. A family that reads queries and keys also subclasses
-    :class:`QueryKeyBackbone` (after this class).
+
+def timm_architecture(model: nn.Module) -> str:
+    """The timm architecture name of a wrapped or raw timm model (``config.architecture``, else
+    ``pretrained_cfg["architecture"]``), else the timm class's name."""
+    architecture = getattr(getattr(model, "config", None), "architecture", None)
+    module = timm_module_of(model)
+    if not architecture and module is not None:
+        architecture = (getattr(module, "pretrained_cfg", None) or {}).get("architecture")
+    return architecture or type(module if module is not None else model).__name__
+
+
+class TimmBackbone(Backbone):
+    """A timm model, raw (``timm.create_model``) or inside ``TimmWrapperForImageClassification``.
+
+    A family sets :attr:`timm_classes` (the names of the timm classes it reads; a model matches on its class)
+    and :attr:`architecture_prefix` (timm's architecture names of the family start with it; a configuration
+    matches on it, e.g. to pick ``create_model`` arguments before the model exists). :attr:`backbone` is the
+    timm model in both cases, and the classifier is timm's ``head``. Nothing here imports timm. A family that
+    reads queries and keys also subclasses :class:`QueryKeyBackbone` (after this class).
     """
 
-    architecture_prefix: ClassVar[str]
+    architecture_prefix: ClassVar[str | tuple[str, ...]]
+    timm_classes: ClassVar[tuple[str, ...]]
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
-        if not isinstance(getattr(self.backbone, "head", None), nn.Linear):
+        self.require_linear_head()
+
+    def require_linear_head(self) -> None:
+        """Refuse a timm model built without a classifier (``num_classes=0`` leaves ``nn.Identity``)."""
+        if not isinstance(self.classifier(), nn.Linear):
             raise ValueError(
-                f"{type(model).__name__} wraps a timm {self.name} without a classifier head; "
-                "load it with TimmWrapperForImageClassification (AutoModelForImageClassification)."
+                f"{type(self.model).__name__} is a timm {self.name} without a classifier head; create it with "
+                "num_classes > 0 (timm.create_model(..., num_classes=N) or TimmWrapperForImageClassification)."
             )
 
     @classmethod
     def matches(cls, config: PretrainedConfig) -> bool:
         architecture = getattr(config, "architecture", None) or ""
         return config.model_type == "timm_wrapper" and architecture.startswith(cls.architecture_prefix)
+
+    @classmethod
+    def matches_model(cls, model: nn.Module) -> bool:
+        module = timm_module_of(model)
+        return module is not None and type(module).__name__ in cls.timm_classes
 
     @classmethod
     def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
@@ -244,7 +287,8 @@ class TimmWrapperBackbone(Backbone):
 
     @property
     def backbone(self) -> nn.Module:
-        return self.model.timm_model
+        module = timm_module_of(self.model)
+        return module if module is not None else self.model
 
     def classifier(self) -> nn.Module:
         return self.backbone.head
@@ -254,6 +298,10 @@ class TimmWrapperBackbone(Backbone):
         if getattr(patch_embed, "strict_img_size", False) and not getattr(patch_embed, "dynamic_img_size", False):
             return tuple(patch_embed.img_size)
         return None
+
+
+# The earlier name, from when timm models came only inside TimmWrapperForImageClassification.
+TimmWrapperBackbone = TimmBackbone
 
 
 def register_backbone(cls: type[Backbone]) -> type[Backbone]:
@@ -290,20 +338,31 @@ def backbone_class_for(config: PretrainedConfig) -> type[Backbone] | None:
 
 
 def backbone_for(model: nn.Module) -> Backbone:
-    """The :class:`Backbone` of ``model``; an unsupported model gets an error naming the supported families."""
+    """The :class:`Backbone` of ``model`` (a transformers model, a timm model, or a timm model inside
+    ``TimmWrapperForImageClassification``); an unsupported model gets an error naming the supported families."""
+    for cls in _REGISTRY.values():
+        if cls.matches_model(model):
+            return cls(model)
     config = getattr(model, "config", None)
-    cls = backbone_class_for(config) if config is not None else None
-    if cls is not None:
-        return cls(model)
     model_type = getattr(config, "model_type", None)
-    timm_families = [family.name for family in _REGISTRY.values() if issubclass(family, TimmWrapperBackbone)]
-    model_types = [family.name for family in _REGISTRY.values() if not issubclass(family, TimmWrapperBackbone)]
-    if model_type == "timm_wrapper":
+    timm_families = [family for family in _REGISTRY.values() if issubclass(family, TimmBackbone)]
+    timm_names = ", ".join(family.name for family in timm_families)
+    timm_classes = ", ".join(name for family in timm_families for name in family.timm_classes)
+    model_types = ", ".join(family.name for family in _REGISTRY.values() if not issubclass(family, TimmBackbone))
+    module = timm_module_of(model)
+    if module is not None:
+        what = f"{'wrapped ' if module is not model else ''}{type(module).__name__}"
         raise ValueError(
-            f"SMMix does not support the timm architecture {getattr(config, 'architecture', None)!r}; "
-            f"supported timm families: {', '.join(timm_families)} (e.g. cait_xxs24_224, pvt_v2_b0)."
+            f"SMMix does not support the timm architecture {timm_architecture(model)!r} ({what}); "
+            f"supported timm families: {timm_names} (timm classes {timm_classes})."
+        )
+    if config is None:
+        raise ValueError(
+            f"SMMix cannot read the attention of {type(model).__name__}: supported are transformers image "
+            f"classifiers (model types {model_types}) and timm models ({timm_classes}), raw or in "
+            "TimmWrapperForImageClassification."
         )
     raise ValueError(
         f"SMMix does not support model_type {model_type!r} ({type(model).__name__}); "
-        f"supported model types: {', '.join(model_types)} (timm_wrapper: {', '.join(timm_families)})."
+        f"supported model types: {model_types} (timm_wrapper: {timm_names})."
     )

@@ -1,4 +1,4 @@
-"""timm CaiT (CaiT-XXS-24/36 of the paper's Tab. 1) inside ``TimmWrapperForImageClassification``.
+"""timm CaiT (CaiT-XXS-24/36 of the paper's Tab. 1), raw or inside ``TimmWrapperForImageClassification``.
 
 CaiT runs ``depth`` self-attention blocks over the patch tokens only, then two class-attention blocks
 in which a class token attends to the frozen patch tokens. Eq. 6 asks for the attention the image
@@ -22,18 +22,19 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from smmix_hf.backbones.base import TimmWrapperBackbone, patch_grid, register_backbone
+from smmix_hf.backbones.base import TimmBackbone, patch_grid, register_backbone
 from smmix_hf.tokens import image_attention_score
 
 __all__ = ["CaitBackbone"]
 
 
 @register_backbone
-class CaitBackbone(TimmWrapperBackbone):
+class CaitBackbone(TimmBackbone):
     """timm CaiT: the score comes from the last *self-attention* block's talking-heads logits."""
 
     name = "cait"
     architecture_prefix = "cait_"
+    timm_classes = ("Cait",)
     num_prefix_tokens = 1
     short_names: ClassVar[dict[str, str]] = {
         "cait-xxs24": "timm/cait_xxs24_224.fb_dist_in1k",

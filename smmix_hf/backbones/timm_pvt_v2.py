@@ -1,4 +1,4 @@
-"""timm PVT-v2 (b0-b5 of the paper's Tab. 1) inside ``TimmWrapperForImageClassification``.
+"""timm PVT-v2 (b0-b5 of the paper's Tab. 1), raw or inside ``TimmWrapperForImageClassification``.
 
 PVT-v2 has no class token; its head averages the last stage's tokens, so the SMMix grid is that stage's
 grid (7×7 at 224 px, each token covering 32 pixels), and the score comes from the last block of the last
@@ -13,29 +13,27 @@ output ``[B, N, C]``. This module does not import timm.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from smmix_hf.backbones.base import QueryKeyBackbone, TimmWrapperBackbone, patch_grid, register_backbone
-
-if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+from smmix_hf.backbones.base import QueryKeyBackbone, TimmBackbone, patch_grid, register_backbone
 
 __all__ = ["PvtV2Backbone"]
 
 
 @register_backbone
-class PvtV2Backbone(TimmWrapperBackbone, QueryKeyBackbone):
+class PvtV2Backbone(TimmBackbone, QueryKeyBackbone):
     """timm PVT-v2: no prefix token; the score is the last stage's last block (query and fused key-value)."""
 
     name = "pvt_v2"
     architecture_prefix = "pvt_v2_"
+    timm_classes = ("PyramidVisionTransformerV2",)
     num_prefix_tokens = 0
     short_names: ClassVar[dict[str, str]] = {f"pvt-v2-b{size}": f"timm/pvt_v2_b{size}.in1k" for size in range(6)}
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
         attention = self.last_attention()
         if attention.sr is not None or attention.pool is not None:
