@@ -62,7 +62,12 @@ SLOW = {
     "timm/pvt_v2_b3.in1k",
     "timm/pvt_v2_b4.in1k",
     "timm/pvt_v2_b5.in1k",
+    "timm/deit_base_patch16_224.fb_in1k",
+    "timm/deit_base_distilled_patch16_224.fb_in1k",
+    "timm/swin_small_patch4_window7_224.ms_in1k",
+    "timm/swin_base_patch4_window7_224.ms_in1k",
 }
+SIZES = ("tiny", "small", "base")
 # What each Hub id's processor says: (input side, crop share, filter, mean).
 PREPROCESSING = {
     **{f"facebook/deit-{s}-patch16-224": (224, 1.0, "bilinear", [0.5] * 3) for s in ("tiny", "small", "base")},
@@ -78,6 +83,13 @@ PREPROCESSING = {
     **{f"Zetatech/pvt-{s}-224": (224, 1.0, "bilinear", IMAGENET_MEAN) for s in ("tiny", "small")},
     **{f"timm/cait_xxs{d}_224.fb_dist_in1k": (224, 1.0, "bicubic", IMAGENET_MEAN) for d in (24, 36)},
     **{f"timm/pvt_v2_b{b}.in1k": (224, 0.9, "bicubic", IMAGENET_MEAN) for b in range(6)},
+    # timm's DeiT and Swin default configs of these tags: crop_pct 0.9, bicubic, ImageNet mean/std.
+    **{
+        f"timm/deit_{s}{d}_patch16_224.fb_in1k": (224, 0.9, "bicubic", IMAGENET_MEAN)
+        for s in SIZES
+        for d in ("", "_distilled")
+    },
+    **{f"timm/swin_{s}_patch4_window7_224.ms_in1k": (224, 0.9, "bicubic", IMAGENET_MEAN) for s in SIZES},
 }
 
 

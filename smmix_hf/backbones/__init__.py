@@ -1,18 +1,19 @@
 """Backbone families: one module each, registered with :func:`register_backbone` on :class:`Backbone`.
 
 Importing this package registers every family below and imports neither timm nor any model class; the
-timm families read timm models through ``TimmWrapperForImageClassification``. To add a family, add one
-module here and import it below (README, "Adding a backbone").
+timm families read timm models raw (``timm.create_model``) or inside ``TimmWrapperForImageClassification``.
+To add a family, add one module here and import it below (README, "Adding a backbone").
 """
 
 # isort: off
 # Registration order is the order of the families in messages and in the --model help.
-from smmix_hf.backbones import vit, swin, pvt, beit, timm_cait, timm_pvt_v2
+from smmix_hf.backbones import vit, swin, pvt, beit, timm_cait, timm_pvt_v2, timm_vit, timm_swin
 
 # isort: on
 from smmix_hf.backbones.base import (
     Backbone,
     QueryKeyBackbone,
+    TimmBackbone,
     TimmWrapperBackbone,
     backbone_class_for,
     backbone_for,
@@ -25,6 +26,7 @@ __all__ = [
     "MODEL_ALIASES",
     "Backbone",
     "QueryKeyBackbone",
+    "TimmBackbone",
     "TimmWrapperBackbone",
     "backbone_class_for",
     "backbone_for",
@@ -38,5 +40,7 @@ __all__ = [
     "swin",
     "timm_cait",
     "timm_pvt_v2",
+    "timm_swin",
+    "timm_vit",
     "vit",
 ]

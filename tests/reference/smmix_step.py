@@ -175,14 +175,33 @@ def reference_smmix_step(
     ``region_linear``'s, the separate region head, when given)."""
     clean_logits, scores = last_block_attention_scores(motivator if motivator is not None else model, images)
     mix = max_min_mix(images, scores, region_side)
-    lam = mix.source_fraction
-    batch = images.shape[0]
     num_classes = model.config.num_labels
 
     mixed_logits = model(pixel_values=mix.images).logits.float()
     tokens = final_tokens(model, mix.images)
     classifier = region_head(model, region_linear)
+    return smmix_losses(
+        mixed_logits, tokens, mix, clean_logits, labels, classifier, num_classes, smoothing, weights, consistency
+    )
 
+
+def smmix_losses(
+    mixed_logits: torch.Tensor,
+    tokens: torch.Tensor,
+    mix: ReferenceMix,
+    clean_logits: torch.Tensor,
+    labels: torch.Tensor,
+    classifier: Callable[[torch.Tensor], torch.Tensor],
+    num_classes: int,
+    smoothing: float = 0.1,
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    consistency: str = "logits",
+) -> dict[str, torch.Tensor]:
+    """The three loss terms, sample by sample, from the mixed logits ``[B, C]``, the mixed image's final image
+    tokens ``[B, N, D]`` (raster order), the clean logits and ``classifier`` (pooled feature ``[D]`` → logits);
+    model-agnostic."""
+    lam = mix.source_fraction
+    batch = mixed_logits.shape[0]
     loss_cls = loss_fine = loss_con = torch.zeros(())
     for i in range(batch):
         source = batch - 1 - i
