@@ -1,7 +1,9 @@
 """SMMix (Self-Motivated Image Mixing for Vision Transformers, ICCV 2023) for transformers.
 
-``import smmix_hf`` is cheap: ``SMMixConfig`` and ``SMMixTrainer`` (and with them torch and
-transformers) are imported on first use.
+``SMMixTask`` is SMMix's training step for any loop (timm's, Lightning's, a plain PyTorch or ``accelerate`` loop);
+``SMMixTrainer`` is a ``transformers.Trainer`` that calls it; ``MixSettings`` holds the method's knobs and
+``SMMixConfig`` the Trainer's arguments. ``import smmix_hf`` is cheap: each of them (and with it torch and
+transformers) is imported on first use.
 """
 
 from __future__ import annotations
@@ -9,13 +11,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["SMMixConfig", "SMMixTrainer"]
+__all__ = ["MixSettings", "SMMixConfig", "SMMixTask", "SMMixTrainer"]
 __version__ = "0.1.0"
 
-_LAZY = {"SMMixConfig": "smmix_hf.config", "SMMixTrainer": "smmix_hf.trainer"}
+_LAZY = {
+    "MixSettings": "smmix_hf.methods",
+    "SMMixConfig": "smmix_hf.config",
+    "SMMixTask": "smmix_hf.task",
+    "SMMixTrainer": "smmix_hf.trainer",
+}
 
 if TYPE_CHECKING:
     from smmix_hf.config import SMMixConfig
+    from smmix_hf.methods import MixSettings
+    from smmix_hf.task import SMMixTask
     from smmix_hf.trainer import SMMixTrainer
 
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModelForImageClassification, PreTrainedModel
+from transformers import AutoModelForImageClassification
 
 from smmix_hf.backbones.names import resolve_model_name
 from smmix_hf.backbones.probe import SMMixProbe
 
-__all__ = ["Motivator", "load_motivator", "resample_score_grid"]
+__all__ = ["Motivator", "load_motivator", "num_classes_of", "resample_score_grid"]
 
 
 def resample_score_grid(scores: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -48,7 +48,7 @@ class Motivator:
         trainer = SMMixTrainer(model=student, args=args, motivator=motivator, ...)
     """
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: nn.Module) -> None:
         if isinstance(model, Motivator):
             raise TypeError("model is already a Motivator; pass it to the trainer as it is.")
         self.model = model
@@ -59,7 +59,7 @@ class Motivator:
 
     @property
     def num_labels(self) -> int:
-        return int(self.model.config.num_labels)
+        return num_classes_of(self.model)
 
     def check_student(self, student: nn.Module, uses_clean_logits: bool) -> None:
         """Raise a one-line error when the motivator cannot motivate ``student``."""
@@ -67,13 +67,15 @@ class Motivator:
             raise ValueError("the motivator is the model under training; leave it out for self-motivated SMMix.")
         if not uses_clean_logits:
             return
-        classes = int(student.config.num_labels)
+        classes = num_classes_of(student)
         if self.num_labels != classes:
             raise ValueError(
                 f"the motivator predicts {self.num_labels} classes but the model under training has {classes}; its "
                 "clean logits form the consistency target (Eq. 14), so use a motivator trained on the same labels "
                 "or set consistency_loss_weight=0."
             )
+        if not (hasattr(self.model, "config") and hasattr(student, "config")):
+            return  # a timm model carries no label names to compare
         ours, theirs = self.model.config.id2label, student.config.id2label
         default = {index: f"LABEL_{index}" for index in range(classes)}
         if ours != theirs and default not in (ours, theirs):
@@ -98,6 +100,12 @@ class Motivator:
             inputs = F.interpolate(inputs, size=self.input_size, mode="bilinear", antialias=True, align_corners=False)
         logits, scores = self.probe.motivated_forward(inputs)
         return logits, resample_score_grid(scores, grid)
+
+
+def num_classes_of(model: nn.Module) -> int:
+    """The number of classes a classifier predicts: transformers' ``config.num_labels`` or timm's ``num_classes``."""
+    config = getattr(model, "config", None)
+    return int(config.num_labels if config is not None else model.num_classes)
 
 
 def load_motivator(model_name_or_path: str, **hub_kwargs: object) -> Motivator:

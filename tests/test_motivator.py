@@ -24,7 +24,7 @@ def make_config(tmp_path, **overrides) -> SMMixConfig:
         max_steps=3,
         learning_rate=1e-3,
         logging_steps=1,
-        mixup_switch_prob=0.0,
+        mixup_switch_prob=1.0,
         save_strategy="no",
         report_to="none",
         use_cpu=True,
@@ -39,7 +39,7 @@ def test_scores_and_clean_logits_come_from_the_motivator(tmp_path):
     student, teacher = tiny_vit(), tiny_vit(patch_size=4, hidden_size=48)  # grids 4×4 and 8×8
     trainer = SMMixTrainer(model=student, args=make_config(tmp_path), motivator=teacher)
     images = torch.randn(4, 3, 32, 32)
-    clean_logits, scores = trainer._motivated_forward(student, images)
+    clean_logits, scores = trainer.task._motivated_forward(images)
     teacher_scores, teacher_logits = own_scores(teacher, images)
     student_scores, _ = own_scores(student, images)
     assert teacher_scores.shape == (4, 8, 8) and scores.shape == (4, 4, 4)
@@ -125,7 +125,7 @@ def test_cli_motivator_model_from_a_local_directory(tmp_path):
             "--config_overrides", "image_size=32,patch_size=8,hidden_size=32,num_hidden_layers=1,num_attention_heads=2",
             "--motivator_model", str(teacher_dir), "--dataset_name", "sklearn-digits",
             "--max_train_samples", "16", "--max_eval_samples", "16", "--output_dir", str(output_dir), "--do_train",
-            "--max_steps", "2", "--per_device_train_batch_size", "8", "--mixup_switch_prob", "0",
+            "--max_steps", "2", "--per_device_train_batch_size", "8", "--mixup_switch_prob", "1",
             "--save_strategy", "no",
             "--report_to", "none", "--use_cpu", "--disable_tqdm", "true",
         ]

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from smmix_hf.backbones.base import Backbone, QueryKeyBackbone, backbone_for
+from smmix_hf.backbones.calling import classifier_logits, input_keyword
 from smmix_hf.region_head import attach_region_head, region_head_of
 from smmix_hf.tokens import pool_region_tokens
 
@@ -52,6 +53,7 @@ class SMMixProbe:
         classifier gives the region logits."""
         self.model = model
         self.backbone: Backbone = backbone_for(model)
+        self.input_keyword = input_keyword(model)
         if separate_region_head:
             attach_region_head(model, self.backbone.classifier())
         self.scores: torch.Tensor | None = None
@@ -92,7 +94,7 @@ class SMMixProbe:
         runner.eval()
         try:
             with torch.no_grad(), self.reading_attention((images.shape[-2], images.shape[-1])):
-                logits = runner(pixel_values=images).logits
+                logits = classifier_logits(runner, images, self.input_keyword)
         finally:
             runner.train(was_training)
         return logits, self.scores

@@ -13,6 +13,7 @@ _LAZY = {
     "DIGITS_CLASS_NAMES": "smmix_hf.data.digits",
     "DIGITS_DATASET_NAME": "smmix_hf.data.digits",
     "load_digits_dataset": "smmix_hf.data.digits",
+    "digits_tensors": "smmix_hf.data.digits",
     "SkipCounter": "smmix_hf.data.images",
     "decode_image": "smmix_hf.data.images",
     **{

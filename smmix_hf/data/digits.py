@@ -7,6 +7,7 @@ end-to-end runs of the SMMix training pipeline.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import datasets
 import numpy as np
@@ -14,7 +15,10 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-__all__ = ["DIGITS_CLASS_NAMES", "DIGITS_DATASET_NAME", "load_digits_dataset"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DIGITS_CLASS_NAMES", "DIGITS_DATASET_NAME", "digits_tensors", "load_digits_dataset"]
 
 DIGITS_DATASET_NAME = "sklearn-digits"
 DIGITS_CLASS_NAMES = [str(digit) for digit in range(10)]
@@ -68,3 +72,14 @@ def load_digits_dataset(image_size: int = 32, validation_fraction: float = 0.2, 
         }
         splits[split] = datasets.Dataset.from_dict(rows, features=features)
     return datasets.DatasetDict(splits)
+
+
+def digits_tensors(split: str = "train", image_size: int = 32) -> torch.utils.data.TensorDataset:
+    """One split of :func:`load_digits_dataset` as tensors, for a plain PyTorch loop: images ``[N, 3, S, S]``
+    scaled to [-1, 1] (mean and std 0.5) and integer labels ``[N]``."""
+    import torch
+
+    split_rows = load_digits_dataset(image_size)[split]
+    pixels = np.stack([np.asarray(image, dtype=np.float32) for image in split_rows["image"]])
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2) / 127.5 - 1.0
+    return torch.utils.data.TensorDataset(images, torch.tensor(split_rows["label"], dtype=torch.long))

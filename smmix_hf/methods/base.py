@@ -1,16 +1,16 @@
 """The ``MixMethod`` interface: what a mixing method needs from the model, how it draws its randomness,
 how it mixes a batch and which loss terms it adds.
 
-A training step, as :class:`~smmix_hf.SMMixTrainer` runs it (the analysis tools run the first three
+A training step, as :class:`~smmix_hf.task.SMMixTask` runs it (the analysis tools run the first three
 steps with the same objects)::
 
-    draw = method.draw(image_size, grid, RunPosition(epoch, progress))  # host-side draws; draw.mixer mixes
-    step = draw.mixer
+    draw = switch.draw(image_size, grid, RunPosition(epoch, progress))  # host-side draws
+    method = draw.method                                 # the method that mixes this batch
     clean_logits, scores = motivated_forward(images) if draw.needs_clean_forward else (None, None)
-    mixed = step.mix(images, draw, clean_logits, scores)
-    with step.mixed_forward(probe, mixed):              # hooks that read the mixed forward (Eq. 10-11, TransMix)
-        logits = model(pixel_values=mixed.images).logits
-    loss = step.weighted_loss(step.losses(logits, labels, mixed, clean_logits, probe))
+    mixed = method.mix(images, draw, clean_logits, scores)
+    with method.mixed_forward(probe, mixed):             # hooks that read the mixed forward (Eq. 10-11, TransMix)
+        logits = model(mixed.images)
+    loss = method.weighted_loss(method.losses(logits, labels, mixed, clean_logits, probe))
 
 Method names live only in the registry (:mod:`smmix_hf.methods`), which gives every method object its
 ``name``; callers read attributes (``needs_probe``, ``loss_terms``, a draw's ``needs_clean_forward``) instead.
@@ -115,20 +115,25 @@ class MixSettings:
 @dataclass(frozen=True)
 class RunPosition:
     """Where a training batch is in its run: the fractional ``epoch`` and ``progress``, the share of the run's
-    optimizer steps done (``global_step / max_steps``). Batches drawn outside a training run have none."""
+    optimizer steps done (``global_step / max_steps``), and the ``step`` number of the batch (for saved mix
+    examples). Batches drawn outside a training run have none."""
 
     epoch: float
     progress: float
+    step: int = 0
 
     @classmethod
     def of(cls, state: Any) -> RunPosition | None:
-        """The position of a ``transformers.TrainerState``; None outside ``train()`` (no ``max_steps`` yet)."""
-        return cls(state.epoch, state.global_step / state.max_steps) if state.max_steps else None
+        """The position of the next batch of a ``transformers.TrainerState``; None outside ``train()``."""
+        if not state.max_steps:
+            return None
+        return cls(state.epoch or 0.0, state.global_step / state.max_steps, state.global_step + 1)
 
 
 @dataclass(frozen=True)
 class MixDraw:
-    """What one batch does: ``mixer`` (the method object that mixes it, named ``method``) and its draws.
+    """What one batch does: ``method`` (the method object that mixes it, e.g. SMMix or the DeiT switch's Mixup)
+    and its draws.
 
     ``region_size`` is SMMix's window ``(h, w)`` in tokens on ``grid_size``; ``box`` is CutMix's
     ``(top, bottom, left, right)`` in pixels; ``source_fraction`` is Mixup's blend weight.
@@ -136,14 +141,17 @@ class MixDraw:
     (Eq. 6). ``motivation_warmup``: an SMMix batch of the motivation warm-up (random windows, no L_con).
     """
 
-    method: str
+    method: MixMethod = field(compare=False, repr=False)
     region_size: tuple[int, int] | None = None
     box: tuple[int, int, int, int] | None = None
     source_fraction: float | None = None
     grid_size: tuple[int, int] | None = None
     needs_clean_forward: bool = False
     motivation_warmup: bool = False
-    mixer: MixMethod | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def method_name(self) -> str:
+        return self.method.name
 
 
 @dataclass(frozen=True)

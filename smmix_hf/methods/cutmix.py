@@ -52,7 +52,7 @@ class CutMix(MixMethod):
     def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
         settings = self.settings
         box = draw_cutmix_box(self.random.numpy, image_size, settings.cutmix_alpha, settings.cutmix_minmax)
-        return MixDraw(self.name, box=box, grid_size=grid, mixer=self)
+        return MixDraw(self, box=box, grid_size=grid)
 
     def mix(
         self,

@@ -18,11 +18,15 @@ __all__ = ["Mixup"]
 
 class Mixup(MixMethod):
     """``(1-λ)·target + λ·source`` pixel by pixel with λ ~ Beta(``mixup_alpha``, ``mixup_alpha``); L_cls of
-    Eq. 9 on ``λ·y_src + (1-λ)·y_tgt``."""
+    Eq. 9 on ``λ·y_src + (1-λ)·y_tgt``.
+
+    The draw is timm's ``lam``, the *target's* weight, so λ = 1 - draw: the same stream gives timm's batch.
+    Beta(α, α) is symmetric, so λ has the same distribution either way."""
 
     def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
         alpha = self.settings.mixup_alpha
-        return MixDraw(self.name, source_fraction=float(self.random.numpy.beta(alpha, alpha)), mixer=self)
+        target_share = float(self.random.numpy.beta(alpha, alpha))
+        return MixDraw(self, source_fraction=1.0 - target_share)
 
     def mix(
         self,

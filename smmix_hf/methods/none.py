@@ -21,7 +21,7 @@ class NoMix(MixMethod):
     pairs_images = False
 
     def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
-        return MixDraw(self.name, mixer=self)
+        return MixDraw(self)
 
     def mix(
         self,

@@ -97,12 +97,11 @@ class SMMix(MixMethod):
         motivated = not warmup and (settings.max_min_regions or settings.consistency_loss_weight > 0)
         size = draw_region_size(self.random.numpy, grid, settings.region_scale, settings.region_sampling)
         return MixDraw(
-            self.name,
+            self,
             region_size=size,
             grid_size=grid,
             needs_clean_forward=motivated,
             motivation_warmup=warmup,
-            mixer=self,
         )
 
     def mix(
