@@ -35,6 +35,7 @@ REFERENCE_TESTS = tuple(
         "tests/test_reference_step.py",
         "tests/test_reference_behaviour.py",
         "tests/test_reference_transmix.py",
+        "tests/test_backbones_timm_vit_swin.py",
     )
 )
 
@@ -235,6 +236,24 @@ MUTATIONS = (
         "motivation_warmup_mixing=cutmix_then_random_windows keeps CutMix batches for the whole warm-up",
         "methods/smmix.py",
         (("in_motivation_warmup(settings, at, part=0.5)", "in_motivation_warmup(settings, at, part=1.0)"),),
+    ),
+    Mutation(
+        "timm_distillation_token_as_image_token",
+        "timm DeiT distilled: the distillation token counted as an image token (1 prefix token)",
+        "backbones/timm_vit.py",
+        (("self.num_prefix_tokens = int(module.num_prefix_tokens)", "self.num_prefix_tokens = 1"),),
+    ),
+    Mutation(
+        "timm_q_norm_skipped",
+        "timm ViT score: queries not normalised by the last block's q_norm",
+        "backbones/timm_vit.py",
+        (("attention.q_norm(heads(query, 0))", "heads(query, 0)"),),
+    ),
+    Mutation(
+        "timm_swin_shift_left_undone",
+        "timm Swin score: the last block's cyclic shift not rolled back onto the image grid",
+        "backbones/timm_swin.py",
+        (("grid = torch.roll(grid, shifts=shift, dims=(1, 2))", "grid = grid"),),
     ),
 )
 
