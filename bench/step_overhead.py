@@ -1,7 +1,7 @@
 """What an SMMix training step costs next to CutMix, Mixup and no mixing, measured in one process.
 
 Times ``SMMixTrainer.training_step`` (forward + backward; the optimizer step is excluded) for
-``mix_method`` none / mixup / cutmix / smmix, every method with ``mixup_switch_prob: 0`` so each batch uses
+``mix_method`` none / mixup / cutmix / smmix, every method with ``mixup_switch_prob: 1`` so each batch uses
 that method, plus the no-grad forward alone. Runs are interleaved (A B C D E, A B C D E, ...) after
 warm-up and the median of each is reported, so machine noise hits every method alike. The last
 line is ``smmix/cutmix = X.XX (floor Y.YY)``, where the floor ``1 + forward / cutmix`` is SMMix's
@@ -113,7 +113,7 @@ def build_trainers(model, args: argparse.Namespace, methods: list[str], output_d
         config = SMMixConfig(
             output_dir=output_dir,
             mix_method=method,
-            mixup_switch_prob=0.0,
+            mixup_switch_prob=1.0,  # every batch uses the method itself, never Mixup
             motivation_warmup_ratio=0.0,  # every timed step is a full SMMix step
             per_device_train_batch_size=args.batch_size,
             use_cpu=args.device == "cpu",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -42,13 +41,10 @@ class SMMixConfig(TrainingArguments):
     mixup_switch_prob: float = field(
         default=0.5,
         metadata={
-            "help": "Probability that a smmix / cutmix batch uses Mixup instead (the DeiT switch; timm's "
-            "switch_prob). Formerly mixup_prob."
+            "help": "Probability that a mixed smmix / cutmix / transmix batch uses its window method; Mixup "
+            "otherwise (the DeiT switch). Same meaning as timm's switch_prob (the probability of CutMix) and the "
+            "official SMMix code's --mixup-switch-prob (the probability of SMMix)."
         },
-    )
-    mixup_prob: float | None = field(
-        default=None,
-        metadata={"help": "Deprecated alias of mixup_switch_prob (timm's mixup_prob is mix_prob here)."},
     )
     mix_prob: float = field(
         default=1.0,
@@ -187,12 +183,6 @@ class SMMixConfig(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
-        if self.mixup_prob is not None:
-            _warn_once(
-                "mixup_prob is deprecated and will be removed: it means the Mixup switch probability, now "
-                "mixup_switch_prob (timm's mixup_prob, the probability of mixing at all, is mix_prob)."
-            )
-            self.mixup_switch_prob, self.mixup_prob = self.mixup_prob, None
         if self.cutmix_minmax is not None:
             self.cutmix_minmax = [float(value) for value in self.cutmix_minmax]
         super().__post_init__()
@@ -278,12 +268,3 @@ class SMMixConfig(TrainingArguments):
     @property
     def region_scale(self) -> tuple[float, float]:
         return self.region_scale_min, self.region_scale_max
-
-
-_WARNED: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _WARNED:
-        _WARNED.add(message)
-        warnings.warn(message, FutureWarning, stacklevel=3)

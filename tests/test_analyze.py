@@ -15,7 +15,7 @@ from smmix_hf.analyze.__main__ import main
 from smmix_hf.analyze.mixed_accuracy import score_mixed_batch
 from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.data.digits import load_digits_dataset
-from smmix_hf.methods import MixSampler
+from smmix_hf.methods import build_analysis_method
 from smmix_hf.mixing import smmix_images
 
 
@@ -51,7 +51,7 @@ def test_smmix_eval_mixes_use_the_models_own_attention_and_leave_it_untouched():
     with torch.no_grad(), probe.reading_attention((32, 32)):
         model(pixel_values=images)
     probe.remove()
-    region = MixSampler("smmix", 0.0, 1.0, 1.0, (0.25, 0.75), seed=3).draw((32, 32), (4, 4)).region_size
+    region = build_analysis_method("smmix", seed=3).draw((32, 32), (4, 4)).region_size
     expected = smmix_images(images, probe.scores, region)
     torch.testing.assert_close(example.mixed, expected.images)
     torch.testing.assert_close(example.scores, probe.scores)

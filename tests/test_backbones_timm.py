@@ -115,7 +115,7 @@ def test_timm_backbones_train_a_few_smmix_steps(tmp_path, family):
         max_steps=3,
         learning_rate=1e-3,
         logging_steps=1,
-        mixup_switch_prob=0.0,
+        mixup_switch_prob=1.0,
         save_strategy="no",
         motivation_warmup_mixing="random_windows",  # its first step is an SMMix batch (random windows, L_fine)
         report_to="none",
@@ -158,7 +158,7 @@ def test_cli_trains_cait_from_scratch_and_saves_a_reloadable_checkpoint(tmp_path
             "--dataset_name", "sklearn-digits", "--max_train_samples", "32", "--max_eval_samples", "32",
             "--output_dir", str(output_dir), "--do_train", "--do_eval", "--max_steps", "2",
             "--per_device_train_batch_size", "8",
-            "--mixup_switch_prob", "0", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
+            "--mixup_switch_prob", "1", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
             "--disable_tqdm", "true",
             "--crop_pct", "1", "--horizontal_flip", "false",
         ]

@@ -22,7 +22,7 @@ def make_config(tmp_path, **overrides) -> SMMixConfig:
         per_device_train_batch_size=8,
         max_steps=4,
         logging_steps=2,
-        mixup_switch_prob=0.0,
+        mixup_switch_prob=1.0,
         save_strategy="no",
         report_to="none",
         use_cpu=True,

@@ -54,7 +54,7 @@ def test_motivated_forward_is_eval_mixed_forward_is_train(tmp_path):
     recorder = ForwardRecorder(model)
     trainer = SMMixTrainer(
         model=model,
-        args=config(tmp_path, mixup_switch_prob=0.0, max_steps=3),
+        args=config(tmp_path, mixup_switch_prob=1.0, max_steps=3),
         train_dataset=digits_split("train", 16, True),
         data_collator=collate_image_batch,
     )
@@ -66,13 +66,15 @@ def test_motivated_forward_is_eval_mixed_forward_is_train(tmp_path):
     assert model.training and all(dropout.training for dropout in recorder.dropouts)
 
 
-def test_mixup_share_over_300_steps_follows_mixup_prob(tmp_path):
-    """SMMix steps do two forwards (eval, then train), Mixup steps one (train); 300 compute_loss calls."""
-    mixup_prob = 0.5
+def test_smmix_share_over_300_steps_follows_mixup_switch_prob(tmp_path):
+    """``mixup_switch_prob`` is the probability of SMMix, Mixup otherwise (the official code's ``switch_prob``:
+    SMMix when ``rand() < switch_prob``). SMMix steps do two forwards (eval, then train), Mixup steps one
+    (train); 300 compute_loss calls."""
+    switch_prob = 0.7
     torch.manual_seed(0)
     model = tiny_vit(num_hidden_layers=1, hidden_size=16, intermediate_size=32)
     trainer = SMMixTrainer(
-        model=model, args=config(tmp_path, mixup_switch_prob=mixup_prob), data_collator=collate_image_batch
+        model=model, args=config(tmp_path, mixup_switch_prob=switch_prob), data_collator=collate_image_batch
     )
     batch = collate_image_batch([digits_split("validation", 2)[i] for i in range(2)])
     modes: list[bool] = []
@@ -83,7 +85,7 @@ def test_mixup_share_over_300_steps_follows_mixup_prob(tmp_path):
     smmix_steps = sum(1 for before, after in itertools.pairwise(modes) if not before and after)
     mixup_steps = sum(modes) - smmix_steps
     assert smmix_steps + mixup_steps == 300 and len(modes) == 2 * smmix_steps + mixup_steps
-    assert abs(mixup_steps / 300 - mixup_prob) <= 0.07
+    assert abs(smmix_steps / 300 - switch_prob) <= 0.07  # 2.7 standard deviations
 
 
 def train_on_digits(tmp_path, digits: int = 16, **overrides) -> tuple[nn.Module, SMMixTrainer, list[bool]]:
@@ -107,7 +109,7 @@ def test_motivation_warmup_uses_random_windows_without_the_motivated_forward_the
     _, trainer, modes = train_on_digits(
         tmp_path,
         digits=4,
-        mixup_switch_prob=0.0,
+        mixup_switch_prob=1.0,
         num_train_epochs=2,
         motivation_warmup_epochs=1,
         motivation_warmup_mixing="random_windows",
@@ -123,7 +125,7 @@ def test_default_motivation_warmup_is_the_first_quarter_of_the_steps(tmp_path):
     L_con: step 0 (the first half) a CutMix batch, step 1 random SMMix windows with L_fine; steps 2-7 are the
     paper's SMMix step, an eval-mode motivated forward and L_con."""
     _, trainer, modes = train_on_digits(
-        tmp_path, digits=8, mixup_switch_prob=0.0, max_steps=8, motivation_warmup_ratio=None
+        tmp_path, digits=8, mixup_switch_prob=1.0, max_steps=8, motivation_warmup_ratio=None
     )
     assert modes == [True, True] + [False, True] * 6
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
@@ -151,7 +153,7 @@ def test_a_cutmix_warmup_trains_exactly_as_cutmix_then_as_smmix(tmp_path):
     assert set().union(*shares) == {"mix_share_cutmix", "mix_share_mixup"} and all(modes)
 
     # 8 steps an epoch
-    _, trainer, modes = train_on_digits(tmp_path, num_train_epochs=2, mixup_switch_prob=0.0, **warmup)
+    _, trainer, modes = train_on_digits(tmp_path, num_train_epochs=2, mixup_switch_prob=1.0, **warmup)
     assert modes == [True] * 8 + [False, True] * 8  # motivated forwards only after the warm-up
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert ["loss_con" in entry for entry in logs] == [False] * 8 + [True] * 8
@@ -172,7 +174,7 @@ def test_a_cutmix_then_random_windows_warmup_is_cutmix_then_random_windows_then_
     assert_same_parameters(warmed, cutmix)
 
     # 8 steps an epoch
-    _, trainer, modes = train_on_digits(tmp_path, num_train_epochs=3, mixup_switch_prob=0.0, **warmup)
+    _, trainer, modes = train_on_digits(tmp_path, num_train_epochs=3, mixup_switch_prob=1.0, **warmup)
     assert modes == [True] * 16 + [False, True] * 8  # motivated forwards only after the warm-up
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert [next(key for key in entry if key.startswith("mix_share")) for entry in logs] == (
@@ -187,7 +189,7 @@ def test_a_given_motivator_places_the_windows_from_the_first_step(tmp_path):
     forward (eval mode) and logs L_con."""
     torch.manual_seed(0)
     model, motivator = tiny_vit(), tiny_vit()
-    args = config(tmp_path, mixup_switch_prob=0.0, max_steps=1, logging_steps=1, motivation_warmup_ratio=None)
+    args = config(tmp_path, mixup_switch_prob=1.0, max_steps=1, logging_steps=1, motivation_warmup_ratio=None)
     trainer = SMMixTrainer(
         model=model,
         args=args,
@@ -232,7 +234,7 @@ def test_gradient_accumulation_equals_the_mean_of_reference_micro_batch_gradient
         tmp_path,
         per_device_train_batch_size=4,
         gradient_accumulation_steps=2,
-        mixup_switch_prob=0.0,
+        mixup_switch_prob=1.0,
         max_steps=1,
         optim="sgd",
         learning_rate=1.0,

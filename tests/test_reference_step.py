@@ -46,7 +46,7 @@ def reference_config(tmp_path, **overrides) -> SMMixConfig:
         output_dir=str(tmp_path),
         per_device_train_batch_size=BATCH,
         mix_method="smmix",
-        mixup_switch_prob=0.0,
+        mixup_switch_prob=1.0,
         region_scale_min=0.5,
         region_scale_max=0.5,
         report_to="none",

@@ -38,7 +38,7 @@ def test_every_architecture_trains_under_every_mix_method(tmp_path, architecture
     torch.manual_seed(0)
     model = TINY_MODELS[architecture]()
     before = {name: value.clone() for name, value in model.state_dict().items()}
-    args = make_config(tmp_path, mix_method=mix_method, mixup_switch_prob=0.0)
+    args = make_config(tmp_path, mix_method=mix_method, mixup_switch_prob=1.0)
     trainer = SMMixTrainer(
         model=model, args=args, train_dataset=digits_split("train", 32, True), data_collator=collate_image_batch
     )
@@ -58,7 +58,7 @@ def test_smmix_loss_is_the_weighted_sum_of_its_terms(tmp_path):
     torch.manual_seed(0)
     args = make_config(
         tmp_path,
-        mixup_switch_prob=0.0,
+        mixup_switch_prob=1.0,
         cls_loss_weight=1.0,
         fine_loss_weight=0.5,
         consistency_loss_weight=2.0,
@@ -74,7 +74,7 @@ def test_smmix_loss_is_the_weighted_sum_of_its_terms(tmp_path):
     assert log["loss"] == pytest.approx(log["loss_cls"] + 0.5 * log["loss_fine"] + 2.0 * log["loss_con"], rel=1e-3)
 
 
-def test_mixup_share_follows_mixup_prob(tmp_path):
+def test_mixup_switch_prob_mixes_both_methods(tmp_path):
     args = make_config(tmp_path, mixup_switch_prob=0.5, max_steps=12, logging_steps=12)
     trainer = SMMixTrainer(
         model=tiny_vit(), args=args, train_dataset=digits_split("train", 96, True), data_collator=collate_image_batch
@@ -88,7 +88,7 @@ def test_mixup_share_follows_mixup_prob(tmp_path):
 @pytest.mark.parametrize("switch", ["max_min_regions", "fine_loss_weight", "consistency_loss_weight"])
 def test_ablation_switches_train(tmp_path, switch):
     value = False if switch == "max_min_regions" else 0.0
-    args = make_config(tmp_path, mixup_switch_prob=0.0, max_steps=2, **{switch: value})
+    args = make_config(tmp_path, mixup_switch_prob=1.0, max_steps=2, **{switch: value})
     trainer = SMMixTrainer(
         model=tiny_vit(), args=args, train_dataset=digits_split("train", 16, True), data_collator=collate_image_batch
     )
@@ -148,7 +148,7 @@ def test_odd_or_single_image_batches_are_rejected(tmp_path, size, message):
 
 
 def test_an_odd_final_batch_still_trains(tmp_path):
-    args = make_config(tmp_path, mixup_switch_prob=0.0, max_steps=-1, num_train_epochs=1)
+    args = make_config(tmp_path, mixup_switch_prob=1.0, max_steps=-1, num_train_epochs=1)
     trainer = SMMixTrainer(
         model=tiny_vit(), args=args, train_dataset=digits_split("train", 11, True), data_collator=collate_image_batch
     )

@@ -25,7 +25,6 @@ __all__ = [
     "LabelReweighting",
     "MixDraw",
     "MixMethod",
-    "MixSampler",
     "MixSettings",
     "MixSwitch",
     "Mixed",
@@ -44,7 +43,7 @@ _METHODS: dict[str, Factory] = {
     "transmix": lambda name, settings, random, _: CutMix(name, settings, random, TransMix(name)),
 }
 _REWEIGHTINGS: dict[str, Callable[[str], LabelReweighting] | None] = {"none": None, "transmix": TransMix}
-_SWITCH_TO = {"smmix": "mixup", "cutmix": "mixup", "transmix": "mixup"}  # the DeiT recipe's alternative
+_SWITCH_TO = {"smmix": "mixup", "cutmix": "mixup", "transmix": "mixup"}  # taken with p = 1 - mixup_switch_prob
 _UNMIXED = "none"
 
 MIX_METHODS = tuple(_METHODS)
@@ -87,28 +86,3 @@ def build_analysis_method(
     _check_name("method", name, ANALYSIS_METHODS)
     settings = MixSettings(mix_method=name, region_scale=region_scale, cutmix_alpha=cutmix_alpha)
     return _build(name, settings, MixRandom(seed))
-
-
-def MixSampler(
-    mix_method: str,
-    mixup_prob: float,
-    mixup_alpha: float,
-    cutmix_alpha: float,
-    region_scale: tuple[float, float],
-    seed: int,
-    region_sampling: str = "official",
-    mix_prob: float = 1.0,
-    cutmix_minmax: tuple[float, float] | None = None,
-) -> MixSwitch:
-    """The former ``smmix_hf.draws.MixSampler``: :func:`build_mix_method` with its draw settings."""
-    settings = MixSettings(
-        mix_method=mix_method,
-        mixup_switch_prob=mixup_prob,
-        mixup_alpha=mixup_alpha,
-        cutmix_alpha=cutmix_alpha,
-        region_scale=region_scale,
-        region_sampling=region_sampling,
-        mix_prob=mix_prob,
-        cutmix_minmax=cutmix_minmax,
-    )
-    return build_mix_method(settings, seed)

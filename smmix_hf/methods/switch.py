@@ -1,15 +1,16 @@
 """The DeiT recipe's per-batch choice as a composition of methods (timm's ``Mixup`` with ``switch_prob``).
 
 SMMix replaces CutMix in the DeiT recipe and alternates with Mixup at p = 0.5 (the paper's ImageNet
-setting). Each batch is, in this order of draws: unmixed from ``mix_off_epoch`` on (no draw) and with
-probability ``1 - mix_prob``; otherwise the alternative (Mixup) with probability ``mixup_switch_prob``;
-otherwise the primary method.
+setting). Each batch is, with one uniform draw per decision and in timm's order: unmixed from
+``mix_off_epoch`` on (no draw); unmixed unless the first uniform is below ``mix_prob``; then, when the method
+has an alternative, the window method (the primary: SMMix, CutMix, TransMix) if the second uniform is below
+``mixup_switch_prob``, Mixup otherwise. ``mixup_switch_prob`` is thus timm's ``switch_prob`` (the probability
+of CutMix) and the official SMMix code's ``switch_prob`` (the probability of SMMix).
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,17 +19,18 @@ from smmix_hf.methods.base import MixDraw, Mixed, MixMethod, MixSettings, RunPos
 
 if TYPE_CHECKING:
     from smmix_hf.backbones.probe import SMMixProbe
-    from smmix_hf.mix_examples import MixExample
 
 __all__ = ["MixSwitch"]
 
+_ONLY_CHOOSES = "MixSwitch only chooses; the method of its draw mixes the batch and computes the losses."
+
 
 class MixSwitch(MixMethod):
-    """``primary`` or, with probability ``mixup_switch_prob``, ``alternative``; ``unmixed`` when not mixing.
+    """``primary`` with probability ``mixup_switch_prob``, else ``alternative``; ``unmixed`` when not mixing.
 
     All three share one :class:`~smmix_hf.draws.MixRandom`, so :meth:`state_dict` checkpoints every draw.
-    :meth:`draw` returns the chosen method's draw; its ``mixer`` mixes the batch, and the other calls
-    delegate to it.
+    :meth:`draw` returns the chosen method's draw; that method, not the switch, mixes the batch and computes
+    its losses.
     """
 
     def __init__(
@@ -58,18 +60,22 @@ class MixSwitch(MixMethod):
             part.check_model(probe, image_size)
 
     def choose(self, at: RunPosition | None = None) -> MixMethod:
-        """The method of the next batch ``at`` a position of its run (draws from the shared numpy generator)."""
+        """The method of the next batch ``at`` a position of its run (draws from the shared numpy generator).
+
+        As timm's batch mode: ``u₁ < mix_prob`` mixes at all, then ``u₂ < mixup_switch_prob`` picks the window
+        method over Mixup. Both uniforms are drawn whatever the probabilities, so the stream does not depend on
+        them.
+        """
         settings = self.settings
         epoch = 0.0 if at is None else at.epoch
         off = settings.mix_off_epoch is not None and epoch >= settings.mix_off_epoch
         if off or not self.primary.pairs_images:
             return self.unmixed
-        if settings.mix_prob < 1 and self.random.numpy.random() >= settings.mix_prob:
+        if self.random.numpy.random() >= settings.mix_prob:
             return self.unmixed
-        switch_prob = settings.mixup_switch_prob
-        if self.alternative is not None and switch_prob > 0 and self.random.numpy.random() < switch_prob:
-            return self.alternative
-        return self.primary
+        if self.alternative is None:
+            return self.primary
+        return self.primary if self.random.numpy.random() < settings.mixup_switch_prob else self.alternative
 
     def draw(self, image_size: tuple[int, int], grid: tuple[int, int] | None, at: RunPosition | None = None) -> MixDraw:
         return self.choose(at).draw(image_size, grid, at)
@@ -81,10 +87,7 @@ class MixSwitch(MixMethod):
         clean_logits: torch.Tensor | None = None,
         scores: torch.Tensor | None = None,
     ) -> Mixed:
-        return draw.mixer.mix(images, draw, clean_logits, scores)
-
-    def mixed_forward(self, probe: SMMixProbe | None, mixed: Mixed) -> AbstractContextManager[Any]:
-        return mixed.draw.mixer.mixed_forward(probe, mixed)
+        raise TypeError(_ONLY_CHOOSES)
 
     @property
     def loss_terms(self) -> tuple[str, ...]:
@@ -102,18 +105,7 @@ class MixSwitch(MixMethod):
         clean_logits: torch.Tensor | None = None,
         probe: SMMixProbe | None = None,
     ) -> dict[str, torch.Tensor]:
-        return mixed.draw.mixer.losses(logits, labels, mixed, clean_logits, probe)
-
-    def example(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        mixed: Mixed,
-        clean_logits: torch.Tensor | None = None,
-        scores: torch.Tensor | None = None,
-        step: int = 0,
-    ) -> MixExample | None:
-        return mixed.draw.mixer.example(images, labels, mixed, clean_logits, scores, step)
+        raise TypeError(_ONLY_CHOOSES)
 
     def recipe(self) -> dict[str, object]:
         return self.primary.recipe()

@@ -36,7 +36,7 @@ def main() -> None:
         region_head = os.environ.get("SMMIX_REGION_HEAD", "shared")
         args = SMMixConfig(
             output_dir=output_dir,
-            mixup_switch_prob=0.0,
+            mixup_switch_prob=1.0,
             use_cpu=True,
             report_to="none",
             seed=3,
