@@ -8,7 +8,9 @@ resumed run draws exactly what the uninterrupted run would have. By default all 
 distributed run share the seed, so they make the same choice at the same step and their step costs
 stay equal (see ``SMMixConfig.per_process_draws``).
 
-``MixSampler``, ``MixDraw`` and ``MIX_METHODS`` moved to :mod:`smmix_hf.methods`; they stay importable here.
+The draws follow timm 1.0's ``Mixup`` (batch mode) value for value and in the same order, so the same
+random stream gives the same batches: one uniform for ``mix_prob``, one for the switch, then λ ~ Beta(α, α)
+and the box's centre row and column (:func:`draw_cutmix_box`).
 """
 
 from __future__ import annotations
@@ -114,14 +116,17 @@ def draw_cutmix_box(
     alpha: float,
     minmax: tuple[float, float] | None = None,
 ) -> tuple[int, int, int, int]:
-    """CutMix's ``(top, bottom, left, right)`` pixel box.
+    """CutMix's ``(top, bottom, left, right)`` pixel box, drawn as timm 1.0's ``cutmix_bbox_and_lam`` draws it.
 
-    A box of area ``(1-λ)·H·W`` with λ ~ Beta(α, α), centred uniformly at random and clipped to the
-    image; with ``minmax``, a box of uniformly drawn side shares placed fully inside the image (timm's
-    ``cutmix_minmax``).
+    λ ~ Beta(α, α) is the target's share (timm's ``lam``); the box has sides ``⌊√(1-λ)·H⌋ × ⌊√(1-λ)·W⌋``, so
+    its area is ``(1-λ)·H·W`` before clipping. Its centre ``(c_y, c_x)`` is uniform over the pixels and a cut
+    of ``n`` pixels spans ``[c - n // 2, c + (n + 1) // 2)``, clipped to the image. With ``minmax``, the side
+    shares are uniform in ``[min, max)`` and the box lies fully inside the image (timm's ``cutmix_minmax``);
+    timm still draws λ ~ Beta(1, 1) first and ignores it, and so do we, so that the streams stay aligned.
     """
     height, width = image_size
     if minmax is not None:
+        rng.beta(1.0, 1.0)
         low, high = minmax
         cut_h = int(rng.integers(int(height * low), max(int(height * high), int(height * low) + 1)))
         cut_w = int(rng.integers(int(width * low), max(int(width * high), int(width * low) + 1)))
@@ -133,6 +138,6 @@ def draw_cutmix_box(
     cut_h, cut_w = int(height * cut_ratio), int(width * cut_ratio)
     center_y = int(rng.integers(0, height))
     center_x = int(rng.integers(0, width))
-    top, bottom = max(center_y - cut_h // 2, 0), min(center_y + cut_h // 2, height)
-    left, right = max(center_x - cut_w // 2, 0), min(center_x + cut_w // 2, width)
+    top, bottom = max(center_y - cut_h // 2, 0), min(center_y + (cut_h + 1) // 2, height)
+    left, right = max(center_x - cut_w // 2, 0), min(center_x + (cut_w + 1) // 2, width)
     return top, bottom, left, right
