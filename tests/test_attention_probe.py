@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 from probing import probe_scores
-from tiny_models import tiny_beit, tiny_deit, tiny_pvt, tiny_swin, tiny_vit
+from tiny_models import TINY_FAMILIES, tiny_beit, tiny_deit, tiny_pvt, tiny_swin, tiny_vit
 from transformers import AutoModelForImageClassification, ConvNextConfig
 
 from smmix_hf.backbones import backbone_for
@@ -135,3 +135,28 @@ def test_unsupported_architecture_names_supported_types():
     )
     with pytest.raises(ValueError, match="supported model types: vit, deit, swin, pvt, beit"):
         backbone_for(model)
+
+
+def test_every_family_reads_scores_and_pools_regions_without_changing_the_forward(tiny_family):
+    """Runs for every registered family with a ``tiny_config``: a new family is covered without an edit here."""
+    torch.manual_seed(0)
+    model, images = TINY_FAMILIES[tiny_family]().eval(), torch.randn(2, 3, 32, 32)
+    attention_kernel = getattr(model.config, "_attn_implementation", None)
+    grid = backbone_for(model).token_grid((32, 32))
+    with torch.no_grad():
+        plain = model(pixel_values=images).logits
+    scores, logits = probe_scores(model, images)
+    assert scores.shape == (2, *grid) and torch.isfinite(scores).all() and (scores >= 0).all()
+    assert scores.flatten(1).std(dim=1).min() > 0, "the score must tell the tokens apart"
+    torch.testing.assert_close(logits, plain)
+    mask = torch.zeros(2, *grid, dtype=torch.bool)
+    mask[0, : grid[0] // 2, : grid[1] // 2] = True
+    mask[1, grid[0] // 2 :, grid[1] // 2 :] = True
+    probe = SMMixProbe(model)
+    with torch.no_grad(), probe.pooling_regions(mask):
+        pooled = model(pixel_values=images).logits
+    probe.remove()
+    torch.testing.assert_close(pooled, plain)
+    assert [tuple(region.shape) for region in probe.region_logits] == [(2, model.config.num_labels)] * 2
+    assert not torch.allclose(probe.region_logits[0], probe.region_logits[1])
+    assert getattr(model.config, "_attn_implementation", None) == attention_kernel

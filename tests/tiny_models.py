@@ -1,88 +1,75 @@
-"""Tiny ViT, DeiT, Swin, PVT and BEiT classifiers built from configs (no network), sized for 32 px digits."""
+"""Tiny classifiers of every registered backbone family, sized for 32 px digits (no network).
+
+Each family's shape is its own ``tiny_config(**overrides)`` classmethod (in ``smmix_hf/backbones/<family>.py``),
+so a family added to the registry appears in :data:`TINY_FAMILIES` (and a transformers family in
+:data:`TINY_MODELS`), and in every test parametrised over it, without an edit here. ``tiny_vit`` and the other
+named builders are kept for the tests that need one family.
+"""
 
 from __future__ import annotations
 
-from transformers import (
-    BeitConfig,
-    BeitForImageClassification,
-    DeiTConfig,
-    DeiTForImageClassification,
-    PreTrainedModel,
-    PvtConfig,
-    PvtForImageClassification,
-    SwinConfig,
-    SwinForImageClassification,
-    ViTConfig,
-    ViTForImageClassification,
+from collections.abc import Callable
+from functools import partial
+
+from transformers import AutoModelForImageClassification, PreTrainedModel
+
+from smmix_hf.backbones import registered_backbones
+from smmix_hf.backbones.base import TimmBackbone
+from smmix_hf.backbones.vit import TINY_SHAPE
+
+VIT_SHAPE = TINY_SHAPE
+# The tiny ViT as ``--config_overrides`` of a from-scratch ``deit-tiny`` (one layer: the fastest CLI runs).
+TINY_VIT_OVERRIDES = (
+    "image_size=32,patch_size=8,hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=64"
 )
 
-VIT_SHAPE = dict(
-    image_size=32,
-    patch_size=8,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    num_labels=10,
-)
+
+def families_without_tiny_config() -> list[str]:
+    """Registered families whose ``tiny_config()`` gives nothing: the generic tests cannot cover them."""
+    return [family.name for family in registered_backbones() if family.tiny_config() is None]
+
+
+def tiny_model(family: str, **overrides) -> PreTrainedModel:
+    """The family's tiny classifier, its configuration changed by ``overrides``."""
+    cls = {registered.name: registered for registered in registered_backbones()}[family]
+    config = cls.tiny_config(**overrides)
+    cls.prepare_config(config)  # as load_model does: e.g. DeiT's trainable classifier class
+    return AutoModelForImageClassification.from_config(config)
 
 
 def tiny_vit(**overrides) -> PreTrainedModel:
-    return ViTForImageClassification(ViTConfig(**{**VIT_SHAPE, **overrides}))
+    return tiny_model("vit", **overrides)
 
 
 def tiny_deit(**overrides) -> PreTrainedModel:
-    return DeiTForImageClassification(DeiTConfig(**{**VIT_SHAPE, **overrides}))
+    return tiny_model("deit", **overrides)
 
 
 def tiny_swin(window_size: int = 4, **overrides) -> PreTrainedModel:
     """Two stages; the last one is 8×8 tokens, so window 4 gives four (shifted) windows, 8 gives one."""
-    config = SwinConfig(
-        image_size=32,
-        patch_size=2,
-        embed_dim=16,
-        depths=[1, 2],
-        num_heads=[2, 2],
-        window_size=window_size,
-        num_labels=10,
-        **overrides,
-    )
-    return SwinForImageClassification(config)
+    return tiny_model("swin", window_size=window_size, **overrides)
 
 
 def tiny_pvt(**overrides) -> PreTrainedModel:
     """Two stages with total stride 8: a 4×4 grid plus a class token in the last stage."""
-    config = PvtConfig(
-        image_size=32,
-        num_encoder_blocks=2,
-        depths=[1, 1],
-        sequence_reduction_ratios=[2, 1],
-        hidden_sizes=[16, 32],
-        patch_sizes=[4, 2],
-        strides=[4, 2],
-        num_attention_heads=[1, 2],
-        mlp_ratios=[2, 2],
-        num_labels=10,
-        **overrides,
-    )
-    return PvtForImageClassification(config)
+    return tiny_model("pvt", **overrides)
 
 
 def tiny_beit(**overrides) -> PreTrainedModel:
     """ViT shape with BEiT's relative position bias in every layer, layer scale and a mean-pooled head."""
-    config = BeitConfig(
-        **{
-            **VIT_SHAPE,
-            "use_relative_position_bias": True,
-            "use_mean_pooling": True,
-            "layer_scale_init_value": 0.1,
-            "hidden_dropout_prob": 0.0,
-            "attention_probs_dropout_prob": 0.0,
-            "drop_path_rate": 0.0,
-            **overrides,
-        }
-    )
-    return BeitForImageClassification(config)
+    return tiny_model("beit", **overrides)
 
 
-TINY_MODELS = {"vit": tiny_vit, "deit": tiny_deit, "swin": tiny_swin, "pvt": tiny_pvt, "beit": tiny_beit}
+# family name -> builder, for every registered family with a tiny configuration, in registration order.
+TINY_FAMILIES: dict[str, Callable[..., PreTrainedModel]] = {
+    family.name: partial(tiny_model, family.name)
+    for family in registered_backbones()
+    if family.name not in families_without_tiny_config()
+}
+# The transformers families among them (their head is ``model.classifier``; a timm model's is
+# ``timm_model.head``): test_trainer.py names ``classifier.weight``.
+TINY_MODELS: dict[str, Callable[..., PreTrainedModel]] = {
+    name: build
+    for name, build in TINY_FAMILIES.items()
+    if not issubclass({family.name: family for family in registered_backbones()}[name], TimmBackbone)
+}

@@ -63,7 +63,7 @@ class Backbone(abc.ABC):
 
     Members a family must provide (abstract): :meth:`matches`, :meth:`scratch_config`,
     :meth:`final_norm`, :meth:`classifier`, :meth:`attention_capture_modules`,
-    :meth:`scores_from_captures` and :meth:`token_grid`.
+    :meth:`scores_from_captures` and :meth:`token_grid`. For the tests it also gives :meth:`tiny_config`.
     """
 
     name: ClassVar[str]
@@ -101,6 +101,13 @@ class Backbone(abc.ABC):
     def timm_model_args_for_image_size(cls, size: int) -> dict[str, object]:
         """Extra timm ``create_model`` arguments that an ``image_size`` override needs (default: none)."""
         return {}
+
+    @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig | None:
+        """A small configuration of the family, changed by ``overrides``: 32 px input, 10 classes, a few tokens
+        per side. The generic tests build every registered family from it; None (the default) means the family
+        gives none, which ``tests/test_adding_a_backbone.py`` reports."""
+        return None
 
     # ---- what the probe reads ----
 

@@ -46,6 +46,20 @@ class BeitBackbone(QueryKeyBackbone):
         return config.model_type == "beit"
 
     @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
+        """The ViT tiny shape with a relative position bias in every layer, layer scale and a mean-pooled head;
+        no dropout or drop path."""
+        from transformers import BeitConfig
+
+        from smmix_hf.backbones.vit import TINY_SHAPE
+
+        shape = dict(
+            use_relative_position_bias=True, use_mean_pooling=True, layer_scale_init_value=0.1, hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0, drop_path_rate=0.0,
+        )  # fmt: skip
+        return BeitConfig(**{**TINY_SHAPE, **shape, **overrides})
+
+    @classmethod
     def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
         return None
 

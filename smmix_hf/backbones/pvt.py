@@ -45,6 +45,17 @@ class PvtBackbone(QueryKeyBackbone):
         return config.model_type == "pvt"
 
     @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
+        """Two stages with total stride 8 on 32 px: a 4×4 grid plus a class token in the last stage, 10 classes."""
+        from transformers import PvtConfig
+
+        shape = dict(
+            image_size=32, num_encoder_blocks=2, depths=[1, 1], sequence_reduction_ratios=[2, 1],
+            hidden_sizes=[16, 32], patch_sizes=[4, 2], strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2],
+        )  # fmt: skip
+        return PvtConfig(**{**shape, "num_labels": 10, **overrides})
+
+    @classmethod
     def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
         from transformers import PvtConfig
 

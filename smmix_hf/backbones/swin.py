@@ -50,6 +50,14 @@ class SwinBackbone(QueryKeyBackbone):
         return config.model_type == "swin"
 
     @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
+        """Two stages on 32 px, the last one 8×8 tokens (window 4: four shifted windows; 8: one), 10 classes."""
+        from transformers import SwinConfig
+
+        shape = dict(image_size=32, patch_size=2, embed_dim=16, depths=[1, 2], num_heads=[2, 2], window_size=4)
+        return SwinConfig(**{**shape, "num_labels": 10, **overrides})
+
+    @classmethod
     def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
         from transformers import SwinConfig
 

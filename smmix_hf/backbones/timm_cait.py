@@ -17,13 +17,16 @@ patch tokens go through timm's own ``head``. This module does not import timm.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
 from smmix_hf.backbones.base import TimmBackbone, patch_grid, register_backbone
 from smmix_hf.tokens import image_attention_score
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 __all__ = ["CaitBackbone"]
 
@@ -40,6 +43,18 @@ class CaitBackbone(TimmBackbone):
         "cait-xxs24": "timm/cait_xxs24_224.fb_dist_in1k",
         "cait-xxs36": "timm/cait_xxs36_224.fb_dist_in1k",
     }
+
+    @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
+        """Two self-attention blocks and one class-attention block, patch 8 on 32 px (a 4×4 grid), 10 classes;
+        ``overrides`` are ``timm.create_model`` arguments."""
+        from transformers import TimmWrapperConfig
+
+        model_args = {
+            **dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, depth_token_only=1),
+            **overrides,
+        }
+        return TimmWrapperConfig(architecture="cait_xxs24_224", num_labels=10, model_args=model_args)
 
     @classmethod
     def timm_model_args_for_image_size(cls, size: int) -> dict[str, object]:

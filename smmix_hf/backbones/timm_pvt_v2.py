@@ -13,12 +13,15 @@ output ``[B, N, C]``. This module does not import timm.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
 from smmix_hf.backbones.base import QueryKeyBackbone, TimmBackbone, patch_grid, register_backbone
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 __all__ = ["PvtV2Backbone"]
 
@@ -32,6 +35,18 @@ class PvtV2Backbone(TimmBackbone, QueryKeyBackbone):
     timm_classes = ("PyramidVisionTransformerV2",)
     num_prefix_tokens = 0
     short_names: ClassVar[dict[str, str]] = {f"pvt-v2-b{size}": f"timm/pvt_v2_b{size}.in1k" for size in range(6)}
+
+    @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
+        """Two stages (total stride 8 on 32 px: a 4×4 grid, the last one token to token), 10 classes;
+        ``overrides`` are ``timm.create_model`` arguments."""
+        from transformers import TimmWrapperConfig
+
+        model_args = {
+            **dict(depths=(1, 1), embed_dims=(16, 32), num_heads=(1, 2), sr_ratios=(2, 1), mlp_ratios=(2, 2)),
+            **overrides,
+        }
+        return TimmWrapperConfig(architecture="pvt_v2_b0", num_labels=10, model_args=model_args)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)

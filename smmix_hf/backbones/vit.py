@@ -26,6 +26,11 @@ __all__ = ["DeiTBackbone", "ViTBackbone"]
 
 # DeiT sizes of the paper's Tab. 1: width, heads (12 layers, patch 16, 224 px).
 DEIT_SHAPES = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12)}
+# The family's tiny configuration (tests and smoke runs on 32 px digits).
+TINY_SHAPE = dict(
+    image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    num_labels=10,
+)  # fmt: skip
 
 
 class _ViTLayout(QueryKeyBackbone):
@@ -88,6 +93,13 @@ class ViTBackbone(_ViTLayout):
     }
 
     @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
+        """Two layers, width 32, patch 8 on 32 px (a 4×4 grid), 10 classes: a configuration for tests."""
+        from transformers import ViTConfig
+
+        return ViTConfig(**{**TINY_SHAPE, **overrides})
+
+    @classmethod
     def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
         from transformers import ViTConfig
 
@@ -109,6 +121,13 @@ class DeiTBackbone(_ViTLayout):
     short_names: ClassVar[dict[str, str]] = {
         f"deit-{size}-distilled": f"facebook/deit-{size}-distilled-patch16-224" for size in DEIT_SHAPES
     }
+
+    @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
+        """Two layers, width 32, patch 8 on 32 px (a 4×4 grid), 10 classes: a configuration for tests."""
+        from transformers import DeiTConfig
+
+        return DeiTConfig(**{**TINY_SHAPE, **overrides})
 
     @classmethod
     def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
