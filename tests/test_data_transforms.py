@@ -1,5 +1,6 @@
-"""The DeiT training transform through timm, the evaluation transform, decoding every PIL mode, and
-undecodable images: skipped and counted, or fatal with --strict_images."""
+"""The image preprocessing: the bundled digits, the DeiT training transform through timm, the evaluation
+transform, the settings read from an image processor, decoding every PIL mode, batching, and undecodable images:
+skipped and counted, or fatal with --strict_images."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from PIL import Image
 from timm.data.auto_augment import AugmentOp, RandAugment
 from timm.data.random_erasing import RandomErasing
 from torchvision import transforms
+from transformers import ViTImageProcessor
 
+from smmix_hf.data import DIGITS_DATASET_NAME, load_digits_dataset, settings_from_image_processor, to_rgb
 from smmix_hf.data.images import ImageDecodeError, SkipCounter, decode_image
 from smmix_hf.data.posterize import keep_zero_bit_posterize, pillow_rejects_zero_bits
 from smmix_hf.data.transforms import (
@@ -38,6 +41,83 @@ def encoded(image: Image.Image, image_format: str) -> dict:
     buffer = io.BytesIO()
     image.save(buffer, image_format)
     return {"bytes": buffer.getvalue(), "path": f"sample.{image_format.lower()}"}
+
+
+# ---- the bundled digits ----
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The digits at 24x24 pixels."""
+    return load_digits_dataset(image_size=24, validation_fraction=0.2, seed=0)
+
+
+def test_digits_splits_and_labels(digits) -> None:
+    assert DIGITS_DATASET_NAME == "sklearn-digits"
+    assert set(digits) == {"train", "validation"}
+    assert digits["train"].num_rows + digits["validation"].num_rows == 1797
+    assert digits["validation"].num_rows == 360
+    label_feature = digits["train"].features["label"]
+    assert label_feature.names == [str(digit) for digit in range(10)]
+    assert set(digits["validation"]["label"]) == set(range(10))
+    assert set(digits["train"]["label"]) == set(range(10))
+
+
+def test_digits_images_are_rgb_squares_with_contrast(digits) -> None:
+    image = digits["validation"][0]["image"]
+    assert isinstance(image, Image.Image)
+    assert image.mode == "RGB"
+    assert image.size == (24, 24)
+    pixels = np.asarray(image)
+    assert pixels.min() < 30 and pixels.max() > 200
+    assert np.array_equal(pixels[..., 0], pixels[..., 2])
+
+
+def test_digits_split_is_seeded() -> None:
+    first = load_digits_dataset(image_size=8, seed=3)["validation"]["label"]
+    second = load_digits_dataset(image_size=8, seed=3)["validation"]["label"]
+    assert first == second
+
+
+def test_digits_rejects_bad_fraction() -> None:
+    with pytest.raises(ValueError, match="validation_fraction"):
+        load_digits_dataset(validation_fraction=1.0)
+
+
+# ---- settings and transforms ----
+
+
+def test_settings_from_vit_image_processor() -> None:
+    processor = ViTImageProcessor(
+        size={"height": 48, "width": 48}, image_mean=[0.1, 0.2, 0.3], image_std=[0.4, 0.5, 0.6]
+    )
+    settings = settings_from_image_processor(processor, crop_pct=0.9)
+    assert settings.image_size == 48
+    assert settings.mean == (0.1, 0.2, 0.3)
+    assert settings.std == (0.4, 0.5, 0.6)
+    assert settings.crop_pct == 0.9
+
+
+def test_settings_from_shortest_edge_and_bad_override() -> None:
+    class Processor:
+        def __init__(self) -> None:
+            self.size = {"shortest_edge": 40}
+            self.image_mean = [0.5, 0.5, 0.5]
+            self.image_std = [0.5, 0.5, 0.5]
+
+    assert settings_from_image_processor(Processor()).image_size == 40
+    with pytest.raises(ValueError, match="Unknown transform settings"):
+        settings_from_image_processor(Processor(), imgsize=3)
+
+
+def test_train_and_eval_transforms_shape_and_normalization() -> None:
+    settings = TransformSettings(image_size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    white = Image.new("RGB", (40, 30), (255, 255, 255))
+    for transform in (build_train_transform(settings), build_eval_transform(settings)):
+        tensor = transform(white)
+        assert tensor.shape == (3, 16, 16)
+        assert tensor.dtype == torch.float32
+        assert torch.allclose(tensor, torch.full_like(tensor, 2.0), atol=1e-5)
 
 
 def test_deit_recipe_is_timms_transform_with_every_knob():
@@ -67,7 +147,11 @@ def test_colour_jitter_only_without_auto_augment_and_flip_can_be_off():
     ]  # fmt: skip
 
 
-def test_bad_augmentation_settings_are_one_line_errors():
+def test_bad_settings_are_one_line_errors():
+    with pytest.raises(ValueError, match="interpolation"):
+        TransformSettings(image_size=8, mean=(0, 0, 0), std=(1, 1, 1), interpolation="cubic")
+    with pytest.raises(ValueError, match="crop_pct"):
+        TransformSettings(image_size=8, mean=(0, 0, 0), std=(1, 1, 1), crop_pct=1.5)
     with pytest.raises(ValueError, match="auto_augment 'randaug' is not a timm policy"):
         deit(auto_augment="randaug")
     with pytest.raises(ValueError, match="timm rejects auto_augment 'rand-q9'"):
@@ -106,6 +190,9 @@ def test_eval_resizes_to_size_over_crop_pct_then_centre_crops():
     assert torch.equal(pixels, saved(image, return_tensors="pt")["pixel_values"][0])
 
 
+# ---- decoding ----
+
+
 @pytest.mark.parametrize(
     ("mode", "image_format"),
     [("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("RGBA", "PNG"), ("CMYK", "JPEG"), ("I;16", "PNG"), ("1", "PNG")],
@@ -115,6 +202,51 @@ def test_every_stored_mode_decodes_to_rgb(mode, image_format):
     assert Image.open(io.BytesIO(stored["bytes"])).mode == mode
     image = decode_image(stored)
     assert image.mode == "RGB" and image.size == (6, 5)
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_to_rgb_handles_the_modes_no_file_stores(mode: str) -> None:
+    """32-bit integer and float images come from arrays, not files (the stored modes are decoded above)."""
+    converted = to_rgb(Image.new(mode, (5, 4)))
+    assert converted.mode == "RGB" and converted.size == (5, 4)
+
+
+def test_to_rgb_composites_alpha_on_white_and_scales_sixteen_bit() -> None:
+    transparent = Image.new("RGBA", (2, 2), (0, 0, 0, 0))
+    assert np.asarray(to_rgb(transparent)).min() == 255
+    sixteen_bit = Image.fromarray(np.full((2, 2), 65535, dtype=np.uint16))
+    assert sixteen_bit.mode.startswith("I;16")
+    assert np.asarray(to_rgb(sixteen_bit)).min() == 255
+    with pytest.raises(ValueError, match=r"PIL\.Image\.Image"):
+        to_rgb(np.zeros((2, 2)))
+
+
+# ---- batches and undecodable files ----
+
+
+def test_batch_transform_and_collate(digits) -> None:
+    settings = TransformSettings(image_size=16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    batch_transform = make_batch_transform(build_eval_transform(settings))
+    dataset = digits["train"].select(range(6)).with_transform(batch_transform)
+    row = dataset[0]
+    assert set(row) == {"pixel_values", "labels"}
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=collate_image_batch)
+    batch = next(iter(loader))
+    assert batch["pixel_values"].shape == (4, 3, 16, 16)
+    assert batch["pixel_values"].dtype == torch.float32
+    assert batch["labels"].dtype == torch.long
+    assert batch["labels"].tolist() == digits["train"]["label"][:4]
+
+
+def test_batch_transform_reports_missing_column(digits) -> None:
+    settings = TransformSettings(image_size=8, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    dataset = (
+        digits["train"]
+        .select(range(2))
+        .with_transform(make_batch_transform(build_eval_transform(settings), image_column="img"))
+    )
+    with pytest.raises(ValueError, match="'img'"):
+        dataset[0]
 
 
 def test_a_file_that_does_not_decode_is_skipped_counted_and_named(caplog):
