@@ -7,7 +7,6 @@ keeps its traceback.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ import datasets
 import pytest
 import torch
 from data_files import records, write_image_folder
+from messages import one_line, usage_error_line
 from PIL import Image
 from tiny_data import digits_split
 from tiny_models import tiny_vit
@@ -22,18 +22,12 @@ from transformers import AutoModelForImageClassification, ConvNextConfig
 
 from smmix_hf import SMMixConfig, SMMixTrainer
 from smmix_hf.cli.errors import UsageError
-from smmix_hf.cli.train import main
+from smmix_hf.cli.train import cli, main
 from smmix_hf.data.sources import check_labels, class_names
 from smmix_hf.data.transforms import collate_image_batch
 
 DEMO = "demo"  # the packaged recipe, by name
 QUICK = ["--max_steps", "2", "--disable_tqdm", "true", "--max_eval_samples", "16"]
-
-
-def one_line(error: pytest.ExceptionInfo) -> str:
-    message = str(error.value)
-    assert "\n" not in message, message
-    return message
 
 
 def test_missing_column_lists_the_columns(tmp_path):
@@ -105,7 +99,7 @@ class TurnsNonFinite(torch.utils.data.Dataset):
 def test_non_finite_loss_stops_with_the_step_and_saves_nothing_corrupt(tmp_path):
     args = SMMixConfig(
         output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=6, save_strategy="steps", save_steps=1,
-        logging_steps=5, use_cpu=True, report_to="none", disable_tqdm=True, mixup_switch_prob=1.0,
+        logging_steps=5, use_cpu=True, report_to="none", disable_tqdm=True, mixup_switch_prob=0.0,
     )  # fmt: skip
     trainer = SMMixTrainer(model=tiny_vit(), args=args, train_dataset=TurnsNonFinite(finite_items=16),
                            data_collator=collate_image_batch)  # fmt: skip
@@ -132,26 +126,6 @@ def test_labels_outside_the_class_ids_are_refused(tmp_path):
 # ---- the command: one line and exit 2 for usage errors, a traceback for failures during training ----
 
 
-def smmix_train(*argv: str, cwd, debug: bool = False) -> subprocess.CompletedProcess:
-    """``python -m smmix_hf`` (the ``smmix-train`` entry point) in a real subprocess, offline."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("SMMIX_DEBUG", None)
-    if debug:
-        env["SMMIX_DEBUG"] = "1"
-    command = [sys.executable, "-m", "smmix_hf", *argv]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
-def usage_error_line(result: subprocess.CompletedProcess) -> str:
-    """The one error line of a usage error; fails on a traceback, a second error line or another exit status."""
-    lines = result.stderr.splitlines()
-    errors = [line for line in lines if line.startswith("smmix-train: error: ")]
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr[-3000:]
-    return errors[0].removeprefix("smmix-train: error: ")
-
-
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -171,34 +145,128 @@ def usage_error_line(result: subprocess.CompletedProcess) -> str:
         (["--config", "demo", "--motivation_warmup_mixing", "cutmx"], "argument --motivation_warmup_mixing/"
          "--motivation-warmup-mixing: invalid choice: 'cutmx' (choose from 'random_windows', 'cutmix', "
          "'cutmix_then_random_windows') (see smmix-train --help)"),
+        (["--config", "demo", "--from_scratch", "false", "--config_overrides", "", "--model", "/nonexistent/dir"],
+         "--model '/nonexistent/dir': the directory does not exist; pass an existing checkpoint directory"),
     ],
     ids=["bad-value", "unknown-flag", "unknown-recipe", "missing-model", "config-validation", "data-check",
-         "warmup-ratio-range", "warmup-both-given", "warmup-epochs-nan", "warmup-mixing-choice"],
+         "warmup-ratio-range", "warmup-both-given", "warmup-epochs-nan", "warmup-mixing-choice", "model-directory"],
 )  # fmt: skip
-def test_usage_errors_print_one_line_and_exit_2(argv, expected, tmp_path):
-    result = smmix_train(*argv, "--output_dir", str(tmp_path / "run"), cwd=tmp_path)
+def test_usage_errors_print_one_line_and_exit_2(argv, expected, tmp_path, smmix_train):
+    result = smmix_train(*argv, "--output_dir", str(tmp_path / "run"))
     assert expected in usage_error_line(result)
     assert not (tmp_path / "run").exists()
 
 
-def test_smmix_debug_shows_the_traceback_of_a_usage_error(tmp_path):
-    result = smmix_train("--config", "demo", "--mixup_alpha", "0", "--output_dir", str(tmp_path), cwd=tmp_path,
-                         debug=True)  # fmt: skip
+def test_smmix_debug_shows_the_traceback_of_a_usage_error(tmp_path, smmix_train):
+    result = smmix_train("--config", "demo", "--mixup_alpha", "0", "--output_dir", str(tmp_path), debug=True)
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr and "in validate_smmix" in result.stderr
     assert "smmix_hf.cli.errors.UsageError: mixup_alpha must be > 0" in result.stderr
     assert "smmix-train: error:" not in result.stderr
 
 
-def test_a_failure_during_training_keeps_its_traceback(tmp_path):
+def test_a_failure_during_training_keeps_its_traceback(tmp_path, smmix_train):
     """The same kind of exception as a usage error (a ValueError) raised once training runs is not one."""
     folder = write_image_folder(tmp_path / "images", records(16, 2, corrupt=(5,)))
     result = smmix_train(
         "--config", "demo", "--dataset_name", "", "--train_dir", str(folder), "--validation_dir", str(folder),
         "--strict_images", "true", "--dataloader_num_workers", "0", "--output_dir", str(tmp_path / "run"), *QUICK,
-        cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback (most recent call last)" in result.stderr and "trainer.train(" in result.stderr
     assert "ImageDecodeError" in result.stderr and "s00005.png" in result.stderr
     assert "smmix-train: error:" not in result.stderr
+
+
+# ---- the places a run reads and writes, checked in this process through the console entry point ----
+
+
+def command_error(argv: list[str], monkeypatch, capsys) -> str:
+    """Run ``smmix-train`` (its ``cli()``) in this process; it must exit 2 with one error line on stderr."""
+    monkeypatch.setattr(sys, "argv", ["smmix-train", *argv])
+    monkeypatch.delenv("SMMIX_DEBUG", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit) as exited:
+        cli()
+    return usage_error_line(subprocess.CompletedProcess(argv, exited.value.code, "", capsys.readouterr().err))
+
+
+PRETRAINED = ["--config", DEMO, "--from_scratch", "false", "--config_overrides", ""]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([*PRETRAINED, "--model", "/nonexistent/dir"], "--model '/nonexistent/dir': the directory does not exist; "
+         "pass an existing checkpoint directory (one with config.json) or a Hub model id"),
+        (["--config", DEMO, "--model", "~/nonexistent/dir"], "--model '~/nonexistent/dir': the directory does not "
+         "exist"),
+        ([*PRETRAINED, "--model", "someone/not-a-model"], "--model 'someone/not-a-model' is neither a local directory "
+         "nor in the Hugging Face cache, and the Hub can't be reached offline (HF_HUB_OFFLINE is set); download it "
+         "first (`hf download someone/not-a-model`), unset HF_HUB_OFFLINE, or pass a local checkpoint directory."),
+        ([*PRETRAINED, "--model", "deit-tiny"], "--model 'deit-tiny (facebook/deit-tiny-patch16-224)' is neither a "
+         "local directory nor in the Hugging Face cache"),
+        (["--config", DEMO, "--motivator_model", "./teacher"], "--motivator_model './teacher': the directory does not "
+         "exist"),
+    ],
+    ids=["missing-directory", "missing-directory-from-scratch", "hub-id-offline", "short-name-offline", "motivator"],
+)  # fmt: skip
+def test_a_model_that_cannot_be_loaded_is_a_usage_error(argv, expected, tmp_path, monkeypatch, capsys):
+    message = command_error([*argv, *QUICK, "--output_dir", str(tmp_path / "run")], monkeypatch, capsys)
+    assert message.startswith(expected), message
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_directory_without_config_json_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    (tmp_path / "weights").mkdir()
+    message = command_error([*PRETRAINED, "--model", str(tmp_path / "weights"), *QUICK, "--output_dir",
+                             str(tmp_path / "run")], monkeypatch, capsys)  # fmt: skip
+    assert message == (
+        f"--model '{tmp_path / 'weights'}' is a directory without config.json; pass a directory written by "
+        "save_pretrained (a finished run's output_dir or one of its checkpoint-N folders), or a Hub model id."
+    )
+
+
+def test_resuming_from_a_missing_checkpoint_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "run" / "checkpoint-9"
+    message = command_error(["--config", DEMO, "--output_dir", str(tmp_path / "run"), "--resume_from_checkpoint",
+                             str(missing), *QUICK], monkeypatch, capsys)  # fmt: skip
+    assert message == (
+        f"--resume_from_checkpoint '{missing}' does not exist; pass a checkpoint-N directory of an earlier run, or "
+        "drop --resume_from_checkpoint to start afresh."
+    )
+    earlier = tmp_path / "earlier"
+    (earlier / "checkpoint-4").mkdir(parents=True)
+    (earlier / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    message = command_error(["--config", DEMO, "--output_dir", str(tmp_path / "run"), "--resume_from_checkpoint",
+                             str(earlier), *QUICK], monkeypatch, capsys)  # fmt: skip
+    assert message.startswith(f"--resume_from_checkpoint '{earlier}' is a directory without trainer_state.json, so")
+    assert f"(the latest one there is {earlier / 'checkpoint-4'})" in message
+
+
+def test_an_output_dir_that_is_a_file_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("not a directory")
+    message = command_error(["--config", DEMO, "--output_dir", str(existing), *QUICK], monkeypatch, capsys)
+    assert (
+        message == f"--output_dir '{existing}' is an existing file; choose a directory path (it is created if missing)."
+    )
+    inside = existing / "run"
+    message = command_error(["--config", DEMO, "--output_dir", str(inside), *QUICK], monkeypatch, capsys)
+    assert message.startswith(f"--output_dir '{inside}' is inside '{existing}', which is a file;")
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["map-style", "streamed"])
+def test_an_empty_class_folder_is_refused_by_name(streaming, tmp_path, monkeypatch, capsys):
+    """``datasets``' imagefolder drops an empty class folder, the streamed folder reader keeps it as a class:
+    either way num_labels and the label ids would change without a word, so the command refuses it."""
+    folder = write_image_folder(tmp_path / "images", records(12, 3))
+    (folder / "class001b").mkdir()
+    stream = ["--streaming", "--validation_dir", str(folder), "--num_train_examples", "12"] if streaming else []
+    argv = ["--config", DEMO, "--dataset_name", "", "--train_dir", str(folder), *stream, "--output_dir",
+            str(tmp_path / "run"), *QUICK]  # fmt: skip
+    message = command_error(argv, monkeypatch, capsys)
+    assert message == (
+        f"--train_dir '{folder}': class folder(s) 'class001b' hold no image files; put the class's images in them or "
+        "remove them (an empty class would change the number of classes and the label ids)."
+    )

@@ -19,6 +19,7 @@ from smmix_hf.backbones.names import resolve_model_name
 from smmix_hf.cli.arguments import DataArguments, ModelArguments
 from smmix_hf.cli.errors import run_command, usage_errors
 from smmix_hf.cli.learning_rate import scaled_learning_rate
+from smmix_hf.cli.locations import check_model_sources, check_output_path, check_resume_checkpoint, loading_model
 from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.preflight import check_extras, check_image_size, check_output_dir, check_push_to_hub
 from smmix_hf.config import SMMixConfig
@@ -61,9 +62,13 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
     logger.setLevel(log_level)
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
+    check_output_path(training_args.output_dir)
     check_output_dir(training_args)
+    check_resume_checkpoint(training_args)
     check_push_to_hub(training_args)
     check_extras(data_args.streaming)
+    hub_kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
+    check_model_sources(model_args)
     set_seed(training_args.seed)
 
     learning_rate = scaled_learning_rate(training_args, data_args)
@@ -72,19 +77,21 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
     splits = load_image_dataset(
         data_args, seed=training_args.seed, token=model_args.token, with_train=training_args.do_train
     )
-    hub_kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
-    names = model_label_names(
-        splits, data_args, model_args.model_name_or_path, from_scratch=model_args.from_scratch, **hub_kwargs
-    )
-    model = load_model(
-        model_args.model_name_or_path,
-        id2label=dict(enumerate(names)),
-        from_scratch=model_args.from_scratch,
-        config_overrides=model_args.config_overrides,
-        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
-        **hub_kwargs,
-    )
-    image_processor = build_image_processor(model, model_args.model_name_or_path, model_args.from_scratch, **hub_kwargs)
+    with loading_model(model_args.model_name_or_path, "--model"):
+        names = model_label_names(
+            splits, data_args, model_args.model_name_or_path, from_scratch=model_args.from_scratch, **hub_kwargs
+        )
+        model = load_model(
+            model_args.model_name_or_path,
+            id2label=dict(enumerate(names)),
+            from_scratch=model_args.from_scratch,
+            config_overrides=model_args.config_overrides,
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+            **hub_kwargs,
+        )
+        image_processor = build_image_processor(
+            model, model_args.model_name_or_path, model_args.from_scratch, **hub_kwargs
+        )
     settings = transform_settings(image_processor, data_args)
     if getattr(model, "timm_model", None) is None:
         # The saved processor must give pipeline() exactly the evaluation transform's pixels.
@@ -97,7 +104,10 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
     )
     apply_stream_plan(training_args, data)
 
-    motivator = load_motivator(model_args.motivator_model, **hub_kwargs) if model_args.motivator_model else None
+    motivator = None
+    if model_args.motivator_model:
+        with loading_model(model_args.motivator_model, "--motivator_model"):
+            motivator = load_motivator(model_args.motivator_model, **hub_kwargs)
     trainer = SMMixTrainer(
         model=model,
         args=training_args,
@@ -137,10 +147,11 @@ def train_and_evaluate(trainer: SMMixTrainer, data_args: DataArguments, model_ar
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
-        print(
-            f"top-1 = {metrics['eval_top1']:.4f}  top-5 = {metrics['eval_top5']:.4f}  "
-            f"({len(trainer.eval_dataset)} held-out images)"
-        )
+        if trainer.is_world_process_zero():  # every process has the gathered metrics; one line for the run
+            print(
+                f"top-1 = {metrics['eval_top1']:.4f}  top-5 = {metrics['eval_top5']:.4f}  "
+                f"({len(trainer.eval_dataset)} held-out images)"
+            )
 
     if training_args.do_train:
         trainer.create_model_card(**card_fields)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import datasets
 __all__ = [
     "IMAGE_FILE_EXTENSIONS",
     "SHARD_FORMATS",
+    "check_class_folders",
     "expand_data_files",
     "list_image_folder",
     "shard_format",
@@ -66,24 +67,47 @@ def shard_format(files: list[str], flag: str) -> str:
     return formats.pop()  # type: ignore[return-value]
 
 
+def _class_folders(root: Path) -> list[str]:
+    return sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+
+
+def _images_under(folder: Path, extensions: Collection[str] = IMAGE_FILE_EXTENSIONS) -> list[str]:
+    return [
+        os.path.join(dirpath, filename)
+        for dirpath, _, filenames in sorted(os.walk(folder))
+        for filename in sorted(filenames)
+        if os.path.splitext(filename)[1].lower() in extensions
+    ]
+
+
+def check_class_folders(directory: str, flag: str, extensions: Collection[str] = IMAGE_FILE_EXTENSIONS) -> None:
+    """Refuse class sub-folders that hold no image file: such a class would still count (or silently not count,
+    depending on the reader) and shift ``num_labels`` and the label ids of every class after it."""
+    root = Path(directory)
+    if not root.is_dir():
+        return
+    classes = _class_folders(root)
+    empty = [name for name in classes if not _images_under(root / name, extensions)]
+    if empty and len(empty) < len(classes):
+        shown = ", ".join(map(repr, empty[:5])) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        raise ValueError(
+            f"{flag} {directory!r}: class folder(s) {shown} hold no image files; put the class's images in them or "
+            "remove them (an empty class would change the number of classes and the label ids)."
+        )
+
+
 def list_image_folder(directory: str, flag: str) -> tuple[list[tuple[str, int]], list[str]]:
     """``(path, label)`` for every image under ``directory/<class>/``, and the sorted class names."""
     root = Path(directory)
     if not root.is_dir():
         raise FileNotFoundError(f"{flag} {directory!r} is not a directory of class sub-folders.")
-    classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    classes = _class_folders(root)
     if not classes:
         raise ValueError(f"{flag} {directory!r} has no class sub-folders; put each class's images in <dir>/<class>/.")
-    files = []
-    for label, name in enumerate(classes):
-        for dirpath, _, filenames in os.walk(root / name):
-            files += [
-                (os.path.join(dirpath, filename), label)
-                for filename in sorted(filenames)
-                if os.path.splitext(filename)[1].lower() in IMAGE_FILE_EXTENSIONS
-            ]
+    files = [(path, label) for label, name in enumerate(classes) for path in _images_under(root / name)]
     if not files:
         raise ValueError(f"{flag} {directory!r} holds no image files ({', '.join(sorted(IMAGE_FILE_EXTENSIONS))}).")
+    check_class_folders(directory, flag)
     return files, classes
 
 

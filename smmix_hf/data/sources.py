@@ -17,16 +17,18 @@ from typing import Any
 
 import datasets
 import pyarrow.parquet as pq
+from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
 from smmix_hf.data.arguments import DataArguments
 from smmix_hf.data.digits import DIGITS_DATASET_NAME, load_digits_dataset
-from smmix_hf.data.local_files import expand_data_files, shard_format, stream_image_folder
+from smmix_hf.data.local_files import check_class_folders, expand_data_files, shard_format, stream_image_folder
 
 __all__ = ["HELD_OUT_SEED", "ImageSplits", "check_labels", "class_names", "load_image_dataset"]
 
 logger = logging.getLogger("smmix_hf")
 
 HELD_OUT_SEED = 0
+IMAGE_FOLDER_EXTENSIONS = frozenset(extension.lower() for extension in ImageFolder.EXTENSIONS)
 DIGITS_STREAM_SHARDS = 4
 
 TrainSplit = datasets.Dataset | datasets.IterableDataset
@@ -174,7 +176,7 @@ def _load_local_train(data_args: DataArguments) -> tuple[TrainSplit, int | None,
         if data_args.streaming:
             stream, size = stream_image_folder(data_args.train_dir)
             return stream, size, "the image folder's file count"
-        return datasets.load_dataset("imagefolder", data_dir=data_args.train_dir, split="train"), None, None
+        return _load_image_folder(data_args.train_dir, "--train_dir"), None, None
     files = expand_data_files(data_args.train_files, "--train_files")
     builder = shard_format(files, "--train_files")
     loaded = datasets.load_dataset(builder, data_files={"train": files}, split="train", streaming=data_args.streaming)
@@ -184,10 +186,17 @@ def _load_local_train(data_args: DataArguments) -> tuple[TrainSplit, int | None,
     return loaded, size, "the parquet metadata" if size else None
 
 
+def _load_image_folder(directory: str, flag: str) -> datasets.Dataset:
+    """An image folder through the ``datasets`` ``imagefolder`` builder, which would drop an empty class folder
+    without a word (and with it a class id): refused first."""
+    check_class_folders(directory, flag, extensions=IMAGE_FOLDER_EXTENSIONS)
+    return datasets.load_dataset("imagefolder", data_dir=directory, split="train")
+
+
 def _load_local_validation(data_args: DataArguments) -> datasets.Dataset:
     """``--validation_dir`` or ``--validation_files`` as a map-style table."""
     if data_args.validation_dir:
-        return datasets.load_dataset("imagefolder", data_dir=data_args.validation_dir, split="train")
+        return _load_image_folder(data_args.validation_dir, "--validation_dir")
     files = expand_data_files(data_args.validation_files, "--validation_files")
     builder = shard_format(files, "--validation_files")
     return datasets.load_dataset(builder, data_files={"validation": files}, split="validation")

@@ -1,0 +1,154 @@
+"""Checks on the places a run reads and writes: the model (a local directory or a Hub id), the checkpoint to
+resume from and the output directory. Each raises a one-line ``ValueError`` / ``FileNotFoundError`` that says
+how to fix it, before any data or weights are loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from smmix_hf.backbones.names import MODEL_ALIASES, resolve_model_name
+from smmix_hf.cli.arguments import ModelArguments
+from smmix_hf.config import SMMixConfig
+
+__all__ = [
+    "check_model_source",
+    "check_model_sources",
+    "check_output_path",
+    "check_resume_checkpoint",
+    "hub_offline",
+    "loading_model",
+]
+
+CHECKPOINT_STATE = "trainer_state.json"
+TRUE_VALUES = ("1", "ON", "YES", "TRUE")
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face Hub is off limits (``HF_HUB_OFFLINE`` set now or at import)."""
+    return bool(hub_constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in TRUE_VALUES
+
+
+def _looks_like_path(name: str) -> bool:
+    """A name that cannot be a Hub id (``/abs/dir``, ``./dir``, ``a/b/c``, ``~/dir``) is meant as a local path."""
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return True
+    return False
+
+
+def check_model_source(
+    name: str, flag: str, *, from_scratch: bool = False, cache_dir: str | None = None, revision: str = "main"
+) -> None:
+    """``name`` (a short name, Hub id or directory) can be loaded: a directory exists and holds ``config.json``;
+    a Hub id is reachable, or cached when the Hub is offline. ``from_scratch`` needs no weights: a built-in
+    architecture name passes (an unknown one is refused later with the list of known names)."""
+    resolved = resolve_model_name(name)
+    shown = name if resolved == name else f"{name} ({resolved})"
+    path = Path(resolved).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(
+                f"{flag} {name!r} is a file; pass the directory that holds its config.json (written by "
+                "save_pretrained), or a Hub model id."
+            )
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{flag} {name!r} is a directory without config.json; pass a directory written by save_pretrained "
+                "(a finished run's output_dir or one of its checkpoint-N folders), or a Hub model id."
+            )
+        return
+    if _looks_like_path(resolved):
+        raise FileNotFoundError(
+            f"{flag} {name!r}: the directory does not exist; pass an existing checkpoint directory (one with "
+            "config.json) or a Hub model id such as facebook/deit-tiny-patch16-224."
+        )
+    if from_scratch or not hub_offline():
+        return
+    if isinstance(try_to_load_from_cache(resolved, "config.json", cache_dir=cache_dir, revision=revision), str):
+        return
+    scratch = " or pass --from_scratch to build its architecture with random weights" if name in MODEL_ALIASES else ""
+    raise FileNotFoundError(
+        f"{flag} {shown!r} is neither a local directory nor in the Hugging Face cache, and the Hub can't be reached "
+        f"offline (HF_HUB_OFFLINE is set); download it first (`hf download {resolved}`), unset HF_HUB_OFFLINE"
+        f"{scratch}, or pass a local checkpoint directory."
+    )
+
+
+def check_model_sources(model_args: ModelArguments) -> None:
+    """The model under training and the motivator, if any, can be loaded (see :func:`check_model_source`)."""
+    hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
+    check_model_source(model_args.model_name_or_path, "--model", from_scratch=model_args.from_scratch, **hub)
+    if model_args.motivator_model:
+        check_model_source(model_args.motivator_model, "--motivator_model", **hub)
+
+
+@contextmanager
+def loading_model(name: str, flag: str) -> Iterator[None]:
+    """Report a model that fails to load from the Hub (an ``OSError``: not found, no network) as one line."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        reason = " ".join(str(error).split())
+        raise ValueError(f"{flag} {name!r} could not be loaded: {reason}") from error
+
+
+def _latest_checkpoint(directory: Path) -> Path | None:
+    if not directory.is_dir():
+        return None
+    steps = [
+        (int(path.name.split("-")[1]), path)
+        for path in directory.glob("checkpoint-*")
+        if path.is_dir() and path.name.split("-")[1].isdigit()
+    ]
+    return max(steps)[1] if steps else None
+
+
+def check_resume_checkpoint(args: SMMixConfig) -> None:
+    """``--resume_from_checkpoint`` names a checkpoint directory written by a run (it holds trainer_state.json)."""
+    checkpoint = args.resume_from_checkpoint
+    if not args.do_train or not checkpoint:
+        return
+    path = Path(checkpoint).expanduser()
+    if path.is_dir() and (path / CHECKPOINT_STATE).is_file():
+        return
+    latest = next(
+        (found for found in (_latest_checkpoint(path), _latest_checkpoint(Path(args.output_dir or "."))) if found),
+        None,
+    )
+    hint = f" (the latest one there is {latest})" if latest else ""
+    if not path.exists():
+        problem = "does not exist"
+    elif not path.is_dir():
+        problem = "is a file"
+    else:
+        problem = f"is a directory without {CHECKPOINT_STATE}, so not a checkpoint"
+    raise FileNotFoundError(
+        f"--resume_from_checkpoint {checkpoint!r} {problem}; pass a checkpoint-N directory of an earlier run{hint}, "
+        "or drop --resume_from_checkpoint to start afresh."
+    )
+
+
+def check_output_path(output_dir: str | None) -> None:
+    """``--output_dir`` is a directory or can become one: neither it nor a folder above it is a file."""
+    if not output_dir:
+        return
+    path = Path(output_dir).expanduser()
+    for candidate in (path, *path.parents):
+        if not candidate.exists():
+            continue
+        if candidate.is_dir():
+            return
+        where = "is an existing file" if candidate == path else f"is inside {str(candidate)!r}, which is a file"
+        raise ValueError(f"--output_dir {output_dir!r} {where}; choose a directory path (it is created if missing).")
