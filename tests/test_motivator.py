@@ -11,33 +11,19 @@ from probing import probe_scores as own_scores
 from tiny_data import digits_processor, digits_split
 from tiny_models import tiny_swin, tiny_vit
 
-from smmix_hf import SMMixConfig, SMMixTrainer
+from smmix_hf import SMMixTrainer
 from smmix_hf.cli.train import main
 from smmix_hf.data.transforms import collate_image_batch
 from smmix_hf.motivator import Motivator, resample_score_grid
 
-
-def make_config(tmp_path, **overrides) -> SMMixConfig:
-    settings = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        max_steps=3,
-        learning_rate=1e-3,
-        logging_steps=1,
-        mixup_switch_prob=1.0,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
-    )
-    return SMMixConfig(**{**settings, **overrides})
+# What these runs share beyond conftest's make_config defaults.
+RUN = dict(max_steps=3, learning_rate=1e-3, logging_steps=1, mixup_switch_prob=1.0)
 
 
-def test_scores_and_clean_logits_come_from_the_motivator(tmp_path):
+def test_scores_and_clean_logits_come_from_the_motivator(make_config):
     torch.manual_seed(0)
     student, teacher = tiny_vit(), tiny_vit(patch_size=4, hidden_size=48)  # grids 4×4 and 8×8
-    trainer = SMMixTrainer(model=student, args=make_config(tmp_path), motivator=teacher)
+    trainer = SMMixTrainer(model=student, args=make_config(**RUN), motivator=teacher)
     images = torch.randn(4, 3, 32, 32)
     clean_logits, scores = trainer.task._motivated_forward(images)
     teacher_scores, teacher_logits = own_scores(teacher, images)
@@ -48,13 +34,13 @@ def test_scores_and_clean_logits_come_from_the_motivator(tmp_path):
     assert not torch.allclose(scores, student_scores)
 
 
-def test_the_motivator_is_frozen_never_optimized_and_never_saved(tmp_path):
+def test_the_motivator_is_frozen_never_optimized_and_never_saved(tmp_path, make_config):
     torch.manual_seed(0)
     student, teacher = tiny_vit(), tiny_swin(window_size=8)  # another architecture: an 8×8 grid, no class token
     frozen = {name: value.clone() for name, value in teacher.state_dict().items()}
     trainer = SMMixTrainer(
         model=student,
-        args=make_config(tmp_path, save_strategy="steps", save_steps=3),
+        args=make_config(**RUN, save_strategy="steps", save_steps=3),
         motivator=teacher,
         train_dataset=digits_split("train", 24, True),
         data_collator=collate_image_batch,
@@ -73,23 +59,23 @@ def test_the_motivator_is_frozen_never_optimized_and_never_saved(tmp_path):
     assert b"swin" not in saved and b"embeddings.patch_embeddings" in saved
 
 
-def test_class_counts_must_match_when_the_motivator_gives_the_consistency_target(tmp_path):
+def test_class_counts_must_match_when_the_motivator_gives_the_consistency_target(make_config):
     with pytest.raises(ValueError, match="motivator predicts 5 classes but the model under training has 10"):
-        SMMixTrainer(model=tiny_vit(), args=make_config(tmp_path), motivator=tiny_vit(num_labels=5))
+        SMMixTrainer(model=tiny_vit(), args=make_config(**RUN), motivator=tiny_vit(num_labels=5))
     trainer = SMMixTrainer(
-        model=tiny_vit(), args=make_config(tmp_path, consistency_loss_weight=0.0), motivator=tiny_vit(num_labels=5)
+        model=tiny_vit(), args=make_config(**RUN, consistency_loss_weight=0.0), motivator=tiny_vit(num_labels=5)
     )
     assert trainer.motivator.num_labels == 5
 
 
-def test_a_motivator_needs_smmix(tmp_path):
+def test_a_motivator_needs_smmix(make_config):
     with pytest.raises(ValueError, match="a motivator drives SMMix only"):
-        SMMixTrainer(model=tiny_vit(), args=make_config(tmp_path, mix_method="cutmix"), motivator=tiny_vit())
+        SMMixTrainer(model=tiny_vit(), args=make_config(**RUN, mix_method="cutmix"), motivator=tiny_vit())
 
 
-def test_the_motivator_follows_the_students_dtype(tmp_path):
+def test_the_motivator_follows_the_students_dtype(make_config):
     student = tiny_vit().to(torch.bfloat16)
-    trainer = SMMixTrainer(model=student, args=make_config(tmp_path), motivator=tiny_vit())
+    trainer = SMMixTrainer(model=student, args=make_config(**RUN), motivator=tiny_vit())
     assert next(trainer.motivator.model.parameters()).dtype == torch.bfloat16
 
 
