@@ -1,10 +1,11 @@
 """What an SMMix training step costs next to CutMix, Mixup and no mixing, measured in one process.
 
-Times ``SMMixTrainer.training_step`` (forward + backward; the optimizer step is excluded) for
-``mix_method`` none / mixup / cutmix / smmix, every method with ``mixup_switch_prob: 1`` so each batch uses
-that method, plus the no-grad forward alone. Runs are interleaved (A B C D E, A B C D E, ...) after
-warm-up and the median of each is reported, so machine noise hits every method alike. The last
-line is ``smmix/cutmix = X.XX (floor Y.YY)``, where the floor ``1 + forward / cutmix`` is SMMix's
+Times one training step (forward + backward; the optimizer step is excluded) for ``mix_method`` none / mixup /
+cutmix / smmix, every method with ``mixup_switch_prob: 1`` so each batch uses that method, plus the no-grad forward
+alone, in two modes: ``trainer`` (``SMMixTrainer.training_step``) and ``loop`` (a plain PyTorch loop:
+``task(images, labels)["loss"].backward()`` on an ``SMMixTask``). Runs are interleaved (A B C D E, A B C D E, ...)
+after warm-up and the median of each is reported, so machine noise hits every method and mode alike. The last
+lines are ``<mode>: smmix/cutmix = X.XX (floor Y.YY)``, where the floor ``1 + forward / cutmix`` is SMMix's
 unavoidable cost (one extra no-grad forward), from the same run.
 
 Peak memory per method: on CUDA, ``torch.cuda.max_memory_allocated`` above the memory held before
@@ -67,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--attn-implementation", default="sdpa")
     parser.add_argument("--methods", default="none,mixup,cutmix,smmix")
+    parser.add_argument("--modes", default="trainer,loop", help="trainer (SMMixTrainer), loop (plain SMMixTask)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one SMMix step")
     return parser.parse_args(argv)
 
@@ -126,6 +128,15 @@ def build_trainers(model, args: argparse.Namespace, methods: list[str], output_d
     return trainers
 
 
+def build_tasks(model, methods: list[str]) -> dict:
+    """One plain ``SMMixTask`` per method, as a loop of one's own would build it."""
+    from smmix_hf import MixSettings, SMMixTask
+
+    settings = {method: MixSettings(mix_method=method, mixup_switch_prob=1.0, motivation_warmup_ratio=0.0)
+                for method in methods}  # fmt: skip
+    return {method: SMMixTask(model, settings[method]) for method in methods}
+
+
 def synchronize(device: str) -> None:
     import torch
 
@@ -166,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+    modes = [name.strip() for name in args.modes.split(",") if name.strip()]
+    if not modes or not set(modes) <= {"trainer", "loop"}:
+        raise SystemExit(f"--modes takes trainer and/or loop; got {args.modes!r}")
     model = build_model(args)
     images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=args.device)
     labels = torch.randint(0, args.num_labels, (args.batch_size,), device=args.device)
@@ -173,12 +187,22 @@ def main(argv: list[str] | None = None) -> None:
     autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
 
     with tempfile.TemporaryDirectory() as output_dir:
-        trainers = build_trainers(model, args, methods, output_dir)
+        trainers = build_trainers(model, args, methods, output_dir) if "trainer" in modes else {}
+    tasks = build_tasks(model, methods) if "loop" in modes else {}
 
-    def train_step(method: str) -> Callable[[], None]:
+    def trainer_step(method: str) -> Callable[[], None]:
         def step() -> None:
             with autocast:
                 trainers[method].training_step(model, inputs)
+            model.zero_grad(set_to_none=True)
+
+        return step
+
+    def loop_step(method: str) -> Callable[[], None]:
+        def step() -> None:
+            with autocast:
+                loss = tasks[method](images, labels)["loss"]
+            loss.backward()
             model.zero_grad(set_to_none=True)
 
         return step
@@ -189,7 +213,11 @@ def main(argv: list[str] | None = None) -> None:
             model(pixel_values=images)
         model.train()
 
-    steps = {method: train_step(method) for method in methods}
+    model.train()
+    steps: dict[str, Callable[[], None]] = {}
+    for mode in modes:
+        build_step = trainer_step if mode == "trainer" else loop_step
+        steps.update({f"{mode}:{method}": build_step(method) for method in methods})
     steps["forward"] = forward_only
     for step in steps.values():
         for _ in range(args.warmup):
@@ -206,12 +234,13 @@ def main(argv: list[str] | None = None) -> None:
             timings[name].append(time.perf_counter() - start)
     peaks = {name: measure_peak(step, args.device) for name, step in steps.items()}
 
-    if args.profile and "smmix" in steps:
+    profiled = next((name for name in steps if name.endswith(":smmix")), None)
+    if args.profile and profiled is not None:
         from torch.profiler import ProfilerActivity, profile
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
         with profile(activities=activities) as profiler:
-            steps["smmix"]()
+            steps[profiled]()
         print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
     report(args, timings, peaks)
@@ -225,19 +254,25 @@ def report(args: argparse.Namespace, timings: dict[str, list[float]], peaks: dic
         f"{args.image_size}px/patch {args.patch_size}, {args.num_labels} classes | batch {args.batch_size} | "
         f"{args.device} {args.dtype} | attention {args.attn_implementation} | median of {args.repeats}"
     )
-    reference = medians.get("cutmix")
-    print(f"{'step':<10}{'median s':>10}{'images/s':>10}{'vs cutmix':>11}{'peak MiB':>10}   ({memory_kind})")
+    print(f"{'step':<16}{'median s':>10}{'images/s':>10}{'vs cutmix':>11}{'peak MiB':>10}   ({memory_kind})")
     for name, seconds in medians.items():
-        ratio = f"{seconds / reference:.2f}" if reference else "-"
+        mode = name.split(":")[0]
+        reference = medians.get(f"{mode}:cutmix")
+        ratio = f"{seconds / reference:.2f}" if reference and ":" in name else "-"
         images_per_second = args.batch_size / seconds
-        print(f"{name:<10}{seconds:>10.3f}{images_per_second:>10.1f}{ratio:>11}{peaks[name] / 2**20:>10.1f}")
-    if {"smmix", "cutmix", "mixup"} <= medians.keys():
-        half = 0.5 * (medians["smmix"] + medians["mixup"]) / (0.5 * (medians["cutmix"] + medians["mixup"]))
-        print(f"with mixup_switch_prob 0.5: smmix/cutmix = {half:.2f}")
-        print(f"peak memory smmix/cutmix = {peaks['smmix'] / max(peaks['cutmix'], 1):.2f}")
-    if {"smmix", "cutmix", "forward"} <= medians.keys():
-        floor = 1 + medians["forward"] / medians["cutmix"]
-        print(f"smmix/cutmix = {medians['smmix'] / medians['cutmix']:.2f} (floor {floor:.2f})")
+        print(f"{name:<16}{seconds:>10.3f}{images_per_second:>10.1f}{ratio:>11}{peaks[name] / 2**20:>10.1f}")
+    modes = list(dict.fromkeys(name.split(":")[0] for name in medians if ":" in name))
+    for mode in modes:
+        smmix, cutmix, mixup = (medians.get(f"{mode}:{method}") for method in ("smmix", "cutmix", "mixup"))
+        if smmix and cutmix and mixup:
+            half = (smmix + mixup) / (cutmix + mixup)
+            memory = peaks[f"{mode}:smmix"] / max(peaks[f"{mode}:cutmix"], 1)
+            print(f"{mode}: with mixup_switch_prob 0.5, smmix/cutmix = {half:.2f}; peak memory ratio {memory:.2f}")
+    for mode in modes:
+        smmix, cutmix = medians.get(f"{mode}:smmix"), medians.get(f"{mode}:cutmix")
+        if smmix and cutmix and "forward" in medians:
+            floor = 1 + medians["forward"] / cutmix
+            print(f"{mode}: smmix/cutmix = {smmix / cutmix:.2f} (floor {floor:.2f})")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ class SMMixClassifier(L.LightningModule):
         result = self.task(*batch)
         self.log_dict({name: value for name, value in result.items() if name.startswith("loss")}, sync_dist=True)
         return result["loss"]
+
     # --8<-- [end:module]
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

@@ -20,9 +20,12 @@ def test_step_overhead_benchmark_runs_and_reports_the_ratio():
         check=True,
     )
     lines = result.stdout.strip().splitlines()
-    for method in ("none", "mixup", "cutmix", "smmix", "forward"):
-        assert any(line.startswith(method) for line in lines), result.stdout
-    assert re.fullmatch(r"smmix/cutmix = \d+\.\d\d \(floor \d+\.\d\d\)", lines[-1]), result.stdout
+    for mode in ("trainer", "loop"):
+        for method in ("none", "mixup", "cutmix", "smmix"):
+            assert any(line.startswith(f"{mode}:{method} ") for line in lines), result.stdout
+    assert any(line.startswith("forward ") for line in lines), result.stdout
+    assert re.fullmatch(r"trainer: smmix/cutmix = \d+\.\d\d \(floor \d+\.\d\d\)", lines[-2]), result.stdout
+    assert re.fullmatch(r"loop: smmix/cutmix = \d+\.\d\d \(floor \d+\.\d\d\)", lines[-1]), result.stdout
 
 
 def test_step_overhead_benchmark_builds_the_model_of_a_checkpoint_folder_in_bf16(tmp_path):

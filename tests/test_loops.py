@@ -73,7 +73,9 @@ def final_weights(output_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_accelerate_loop_trains_on_one_process(tmp_path, capsys, monkeypatch):
-    out = run_example("accelerate_loop.py", ["--output_dir", str(tmp_path), "--epochs", "1", *SMALL], capsys, monkeypatch)
+    out = run_example(
+        "accelerate_loop.py", ["--output_dir", str(tmp_path), "--epochs", "1", *SMALL], capsys, monkeypatch
+    )
     assert "epoch 1: loss" in out
     assert all(torch.isfinite(value).all() for value in final_weights(tmp_path).values())
 
