@@ -22,7 +22,7 @@ host synchronisation to a step.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +33,10 @@ from smmix_hf.backbones.calling import classifier_logits, input_keyword, unwrap_
 from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.draws import MixRandom
 from smmix_hf.methods import MixSettings, RunPosition, build_mix_method
-from smmix_hf.mix_examples import MixExample
 from smmix_hf.motivator import Motivator
+
+if TYPE_CHECKING:
+    from smmix_hf.mix_examples import MixExample
 
 __all__ = ["SMMixTask"]
 

@@ -4,6 +4,8 @@
 - ``data/`` imports nothing from ``cli/``; nothing below the command line imports ``cli/``.
 - The pure tensor modules import only the standard library, torch, numpy and each other: no model code.
 - The trainer is glue: under 200 lines, and no mixing-method name appears outside ``methods/`` and the config.
+- The step (``smmix_hf.task``) serves any loop: it imports neither the Trainer, its configuration, the command
+  line, the data pipeline nor transformers.
 """
 
 from __future__ import annotations
@@ -94,6 +96,13 @@ def test_pure_modules_have_no_model_code():
             if target.split(".")[0] not in PURE_ALLOWED and not any(target.startswith(pure) for pure in PURE_MODULES)
         }
         assert not outside, f"{name} imports {sorted(outside)}"
+
+
+def test_the_step_knows_no_training_loop():
+    imports = modules()["smmix_hf.task"]
+    loop_parts = ("smmix_hf.trainer", "smmix_hf.config", "smmix_hf.cli", "smmix_hf.data", "transformers")
+    offending = sorted(target for target in imports if target.startswith(loop_parts))
+    assert not offending, f"smmix_hf.task imports {offending}"
 
 
 def test_the_trainer_is_glue():
