@@ -7,7 +7,7 @@ Trainer upgrade has one file to check:
 - ``_load_from_checkpoint`` / ``_load_best_model``: resuming and ``load_best_model_at_end`` load weights with
   ``load_state_dict(strict=False)``, skipping the key renames of ``from_pretrained`` (transformers#43701, below).
   Both also restore the separate region head, which lives outside the model's weight files
-  (:mod:`smmix_hf.region_head`).
+  (:mod:`smmix_hf.backbones.region_head`).
 - ``_save_rng_state`` / ``_load_rng_state``: the mixing draws' generators travel with the checkpoint's
   RNG states and must be loaded before the first step; no callback point sees the checkpoint path then.
 - ``_init_training_state`` / ``_run_epoch``: a stream resumes at its saved position instead of reading
@@ -52,7 +52,7 @@ from torch import nn
 from transformers import PreTrainedModel, Trainer
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
-from smmix_hf.region_head import load_region_head, region_head_keys
+from smmix_hf.backbones.region_head import load_region_head, region_head_keys
 from smmix_hf.stream_resume import (
     StreamPosition,
     load_stream_position,

@@ -12,6 +12,7 @@ from transformers.trainer_pt_utils import nested_gather
 
 from smmix_hf._compat import TrainerPrivateOverrides
 from smmix_hf.backbones.probe import SMMixProbe
+from smmix_hf.backbones.region_head import save_region_head
 from smmix_hf.config import SMMixConfig
 from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics
 from smmix_hf.methods import MixMethod, MixSettings, RunPosition
@@ -19,7 +20,6 @@ from smmix_hf.mix_examples import MixExample, MixExamplesCallback
 from smmix_hf.model_card import training_recipe, write_model_card
 from smmix_hf.motivator import Motivator
 from smmix_hf.nonfinite import NonFiniteTracker
-from smmix_hf.region_head import save_region_head
 from smmix_hf.stream_resume import enable_stateful_loading
 from smmix_hf.task import SMMixTask
 from smmix_hf.term_log import LossTermLog

@@ -18,8 +18,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification
 
 from smmix_hf import SMMixConfig
+from smmix_hf.backbones.region_head import REGION_HEAD_FILE
 from smmix_hf.cli.train import main
-from smmix_hf.region_head import REGION_HEAD_FILE
 
 DEMO = str(REPO_ROOT / "configs" / "demo.yaml")
 RUN = ["--config", DEMO, "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3",

@@ -11,7 +11,7 @@
   window (Eq. 10-11) and appended to the head's input, so the model's own head computes the region
   logits *inside* the forward. That matters under FSDP, where the classifier's parameters are
   gathered only while the wrapped forward runs; the classifier's output is split back so the model
-  sees ordinary ``[B, C]`` logits. With a separate region head (:mod:`smmix_hf.region_head`) the
+  sees ordinary ``[B, C]`` logits. With a separate region head (:mod:`smmix_hf.backbones.region_head`) the
   region rows are taken off the classifier's input instead and go through that head, still inside
   the forward.
 
@@ -29,7 +29,7 @@ from torch import nn
 
 from smmix_hf.backbones.base import Backbone, QueryKeyBackbone, backbone_for
 from smmix_hf.backbones.calling import classifier_logits, input_keyword
-from smmix_hf.region_head import attach_region_head, region_head_of
+from smmix_hf.backbones.region_head import attach_region_head, region_head_of
 from smmix_hf.tokens import pool_region_tokens
 
 __all__ = ["SMMixProbe", "motivated_forward"]
@@ -49,7 +49,7 @@ class SMMixProbe:
 
     def __init__(self, model: nn.Module, separate_region_head: bool = False) -> None:
         """``separate_region_head`` registers a second linear head on ``model`` for the region logits
-        (:func:`~smmix_hf.region_head.attach_region_head`; a head already there is reused). Without it the
+        (:func:`~smmix_hf.backbones.region_head.attach_region_head`; a head already there is reused). Without it the
         classifier gives the region logits."""
         self.model = model
         self.backbone: Backbone = backbone_for(model)

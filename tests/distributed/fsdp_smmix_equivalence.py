@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tiny_models import tiny_vit
 
 from smmix_hf import SMMixConfig, SMMixTrainer
-from smmix_hf.region_head import REGION_HEAD_FILE, save_region_head
+from smmix_hf.backbones.region_head import REGION_HEAD_FILE, save_region_head
 
 
 def main() -> None:
