@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from smmix_hf.backbones.region_head import REGION_HEADS
 from smmix_hf.draws import REGION_SAMPLINGS
 from smmix_hf.methods import LABEL_REWEIGHTINGS, MIX_METHODS, MixSettings, build_mix_method
 from smmix_hf.methods.base import DEFAULT_MOTIVATION_WARMUP_RATIO
-from smmix_hf.region_head import REGION_HEADS
 
 __all__ = ["SMMixConfig"]
 
