@@ -16,20 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from run_configs import short_run_config
 from tiny_models import TINY_FAMILIES
 
 from smmix_hf import SMMixConfig
-
-# What every short test run shares; each test passes what it is about (steps, method, batch size ...).
-TEST_RUN_DEFAULTS: dict[str, object] = dict(
-    per_device_train_batch_size=8,
-    save_strategy="no",
-    report_to="none",
-    use_cpu=True,
-    disable_tqdm=True,
-    dataloader_num_workers=0,
-    seed=0,
-)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -39,10 +29,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., SMMixConfig]:
-    """Build an ``SMMixConfig`` writing to ``tmp_path``: :data:`TEST_RUN_DEFAULTS` updated by the overrides."""
+    """Build an ``SMMixConfig`` writing to ``tmp_path``: ``run_configs.TEST_RUN_DEFAULTS`` updated by the overrides."""
 
     def build(**overrides: object) -> SMMixConfig:
-        return SMMixConfig(**{"output_dir": str(tmp_path), **TEST_RUN_DEFAULTS, **overrides})
+        return short_run_config(tmp_path, **overrides)
 
     return build
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from run_configs import short_run_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tiny_data import digits_processor, digits_split
 from tiny_models import tiny_vit
@@ -18,18 +19,11 @@ from smmix_hf.mixing import smmix_images
 
 def make_config(tmp_path, **overrides) -> SMMixConfig:
     settings = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
         max_steps=4,
         logging_steps=2,
         mixup_switch_prob=1.0,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
     )
-    return SMMixConfig(**{**settings, **overrides})
+    return short_run_config(tmp_path, **{**settings, **overrides})
 
 
 def train(tmp_path, **overrides) -> SMMixTrainer:

@@ -7,6 +7,7 @@ import itertools
 
 import torch
 from reference.smmix_step import reference_smmix_step
+from run_configs import short_run_config
 from tiny_data import digits_split
 from tiny_models import tiny_vit
 from torch import nn
@@ -18,21 +19,14 @@ from smmix_hf.data.transforms import collate_image_batch
 
 def config(tmp_path, **overrides) -> SMMixConfig:
     settings = dict(
-        output_dir=str(tmp_path),
         per_device_train_batch_size=2,
         region_scale_min=0.5,
         region_scale_max=0.5,
         logging_steps=10_000,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        seed=0,
     )
     if "motivation_warmup_epochs" not in overrides:  # the reference step is the paper's: no warm-up
         settings["motivation_warmup_ratio"] = 0.0
-    return SMMixConfig(**{**settings, **overrides})
+    return short_run_config(tmp_path, **{**settings, **overrides})
 
 
 class ForwardRecorder:

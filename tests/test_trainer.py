@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from run_configs import short_run_config
 from tiny_data import digits_split
 from tiny_models import TINY_MODELS, tiny_vit
 
@@ -15,21 +16,13 @@ from smmix_hf.data.transforms import collate_image_batch
 
 def make_config(tmp_path, **overrides) -> SMMixConfig:
     settings = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
         per_device_eval_batch_size=16,
         max_steps=3,
         motivation_warmup_mixing="random_windows",  # its first step is an SMMix batch (random windows, L_fine)
         learning_rate=1e-3,
         logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        seed=0,
     )
-    return SMMixConfig(**{**settings, **overrides})
+    return short_run_config(tmp_path, **{**settings, **overrides})
 
 
 @pytest.mark.parametrize("architecture", sorted(TINY_MODELS))
