@@ -103,8 +103,8 @@ class SMMixConfig(TrainingArguments):
             "help": "Share of the run's optimizer steps, in [0, 1), during which SMMix batches are mixed as "
             "motivation_warmup_mixing says, with no L_con, before max-min windows and L_con take over. Unset: "
             f"{DEFAULT_MOTIVATION_WARMUP_RATIO}, or 0 when a trained motivator places the windows; 0: from the "
-            "first step, as the paper. A model's attention does not find the objects early in training (the "
-            "README's Evidence section). It counts this run's max_steps: resuming with a longer schedule moves "
+            "first step, as the paper. A model's attention does not find the objects early in training (see "
+            "docs/evidence.md). It counts this run's max_steps: resuming with a longer schedule moves "
             "its end."
         },
     )

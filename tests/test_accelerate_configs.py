@@ -1,4 +1,4 @@
-"""The shipped accelerate configs load with accelerate's own reader and say what the README says."""
+"""The shipped accelerate configs load with accelerate's own reader and say what docs/distributed.md says."""
 
 from __future__ import annotations
 

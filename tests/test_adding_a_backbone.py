@@ -1,4 +1,4 @@
-"""README "Adding a backbone" stays true: a family is one module with a ``tiny_config``, and the generic tests
+"""docs/backbones.md "Adding a backbone" stays true: a family is one module with a ``tiny_config``, and the generic tests
 (``test_trainer.py``'s every-method training run and ``test_attention_probe.py``'s score and region check) run it
 without an edit.
 

@@ -2,7 +2,7 @@
 
 Importing this package registers every family below and imports neither timm nor any model class; the
 timm families read timm models raw (``timm.create_model``) or inside ``TimmWrapperForImageClassification``.
-To add a family, add one module here and import it below (README, "Adding a backbone").
+To add a family, add one module here and import it below (docs/backbones.md, "Adding a backbone").
 """
 
 # isort: off

@@ -37,7 +37,7 @@ __all__ = ["LabelReweighting", "MixDraw", "MixMethod", "MixSettings", "Mixed", "
 
 # The share of a run's optimizer steps that SMMix trains without its own attention or L_con before its own
 # attention places the windows, when neither ``motivation_warmup_ratio`` nor ``motivation_warmup_epochs`` is
-# given and no trained motivator places them. The README's Evidence section measures it against 0, the paper's
+# given and no trained motivator places them. docs/evidence.md measures it against 0, the paper's
 # schedule, on local-object data.
 DEFAULT_MOTIVATION_WARMUP_RATIO = 0.25
 
