@@ -1,14 +1,19 @@
 #!/usr/bin/env python
-"""Break SMMix's wiring on purpose, one bug at a time, and show which reference test catches each.
+"""Break SMMix's wiring on purpose, one bug at a time, and show which test catches each.
 
-Each mutation edits a temporary copy of the ``smmix_hf`` package (the checkout is never touched), then
-runs the reference tests (``tests/test_reference_step.py``, ``tests/test_reference_behaviour.py``,
-``tests/test_reference_transmix.py``) against that copy. The table lists every mutation and the first test that
-failed; a mutation that no test catches makes the script exit with status 1.
+Each mutation edits a temporary copy of the ``smmix_hf`` package (the checkout is never touched), then runs
+:data:`TESTS` against that copy: the reference tests (``tests/test_reference_*.py``), the draw distributions
+(``tests/test_draw_distributions.py``) and the comparison with timm's ``Mixup`` (``tests/test_timm_mixup.py``).
+Every Python process the tests start imports the copy too (see :data:`SITECUSTOMIZE`), so a test that launches
+``run_smmix.py`` or ``torchrun`` tests the mutation and not the checkout. The table lists every mutation and the
+first test that failed; a mutation that no test catches makes the script exit with status 1.
 
     python scripts/mutation_check.py            # every mutation
     python scripts/mutation_check.py --list     # their names
     python scripts/mutation_check.py kl_direction_reversed
+
+To add a mutation, append a :class:`Mutation` to :data:`MUTATIONS` (exact text → replacement in one file of
+``smmix_hf/``), and add the test that should catch it to :data:`TESTS` if no listed test file holds it.
 """
 
 from __future__ import annotations
@@ -25,13 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Fast, broad tests first: pytest stops at the first failure (-x).
-REFERENCE_TESTS = tuple(
+# Fast tests first: pytest stops at the first failure (-x) and runs the tests in this order, duplicates included
+# (--keep-duplicates; without it, a test named on its own runs where its whole file is named instead).
+TESTS = tuple(
     str(ROOT / test)
     for test in (
+        "tests/test_draw_distributions.py::test_cutmix_box_areas_follow_timms",
+        "tests/test_draw_distributions.py::test_mixup_weights_follow_beta_of_mixup_alpha",
+        "tests/test_draw_distributions.py::test_mixup_switch_prob_is_the_probability_of_smmix",
         "tests/test_reference_step.py::test_smmix_step_equals_the_reference[vit]",
         "tests/test_reference_behaviour.py::test_motivated_forward_is_eval_mixed_forward_is_train",
         "tests/test_reference_transmix.py::test_transmix_cutmix_step_equals_the_reference[vit]",
+        "tests/test_timm_mixup.py::test_the_same_stream_makes_the_same_batches_cutmix_as_timm",
+        "tests/test_draw_distributions.py",
+        "tests/test_timm_mixup.py",
         "tests/test_reference_step.py",
         "tests/test_reference_behaviour.py",
         "tests/test_reference_transmix.py",
@@ -39,16 +51,29 @@ REFERENCE_TESTS = tuple(
     )
 )
 
-
-# Runs pytest with the mutated copy first on sys.path, and checks that it is the copy that gets imported.
-IMPORT_THE_COPY_THEN_TEST = """
+# Written as sitecustomize.py into a directory at the front of PYTHONPATH, so that it runs at the start of every
+# Python process the tests start: ``import smmix_hf`` then finds the mutated copy in ``parent`` before anything
+# else (a script's own directory, which for run_smmix.py holds the checkout's package, or the editable install's
+# finder, which is removed).
+SITECUSTOMIZE = """
+import importlib.machinery
 import sys
-sys.path.insert(0, sys.argv[1])
-sys.meta_path[:] = [finder for finder in sys.meta_path if not type(finder).__module__.startswith("__editable__")]
-import pytest, smmix_hf
-assert smmix_hf.__file__.startswith(sys.argv[1]), smmix_hf.__file__
-sys.exit(pytest.main(sys.argv[2:]))
+
+
+class MutatedCopyFinder:
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        if fullname == "smmix_hf":
+            return importlib.machinery.PathFinder.find_spec(fullname, [{parent!r}])
+        return None
+
+
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+sys.meta_path.insert(0, MutatedCopyFinder)
 """
+
+# Run from the checkout's root with the checkout first on sys.path, as run_smmix.py is.
+WHICH_PACKAGE = "import sys; sys.path.insert(0, {root!r}); import smmix_hf; print(smmix_hf.__file__)"
 
 
 @dataclass(frozen=True)
@@ -117,9 +142,18 @@ MUTATIONS = (
     ),
     Mutation(
         "mixup_switch_at_0.9",
-        "Mixup chosen with probability 0.9 instead of mixup_prob",
+        "the window method chosen with probability 0.9 instead of mixup_switch_prob",
         "methods/switch.py",
-        (("self.random.numpy.random() < switch_prob", "self.random.numpy.random() < 0.9"),),
+        (("self.random.numpy.random() < settings.mixup_switch_prob", "self.random.numpy.random() < 0.9"),),
+    ),
+    Mutation(
+        "switch_prob_is_mixups",
+        "mixup_switch_prob read as the probability of Mixup (neither timm's nor the official code's meaning)",
+        "methods/switch.py",
+        (
+            ("return self.primary if self.random", "return self.alternative if self.random"),
+            ("mixup_switch_prob else self.alternative", "mixup_switch_prob else self.primary"),
+        ),
     ),
     Mutation(
         "pairing_rolled",
@@ -237,6 +271,37 @@ MUTATIONS = (
         "methods/smmix.py",
         (("in_motivation_warmup(settings, at, part=0.5)", "in_motivation_warmup(settings, at, part=1.0)"),),
     ),
+    # ---- the draws: timm's conventions and the distributions ----
+    Mutation(
+        "cutmix_box_side_linear",
+        "CutMix's box side is (1-λ)·H instead of √(1-λ)·H",
+        "draws.py",
+        (("cut_ratio = math.sqrt(1.0 - target_share)", "cut_ratio = 1.0 - target_share"),),
+    ),
+    Mutation(
+        "mixup_lambda_from_cutmix_alpha",
+        "Mixup's λ drawn from Beta(cutmix_alpha) instead of Beta(mixup_alpha)",
+        "methods/mixup.py",
+        (("alpha = self.settings.mixup_alpha", "alpha = self.settings.cutmix_alpha"),),
+    ),
+    Mutation(
+        "per_process_draws_ignored",
+        "per_process_draws: true ignored, so all processes still share their draws",
+        "trainer.py",
+        (("seed = args.seed + (args.process_index if args.per_process_draws else 0)", "seed = args.seed"),),
+    ),
+    Mutation(
+        "odd_cuts_one_pixel_short",
+        "CutMix boxes rounded as timm 0.5 did: an odd cut of n pixels spans n - 1",
+        "draws.py",
+        (("min(center_y + (cut_h + 1) // 2, height)", "min(center_y + cut_h // 2, height)"),),
+    ),
+    Mutation(
+        "mixup_draw_is_source_share",
+        "Mixup's Beta draw used as the source's weight, not (as timm's lam) the target's",
+        "methods/mixup.py",
+        (("source_fraction=1.0 - target_share", "source_fraction=target_share"),),
+    ),
     Mutation(
         "timm_distillation_token_as_image_token",
         "timm DeiT distilled: the distillation token counted as an image token (1 prefix token)",
@@ -268,21 +333,25 @@ def apply(mutation: Mutation, package: Path) -> None:
     path.write_text(text)
 
 
+def isolated_environment(package_parent: Path) -> dict[str, str]:
+    """The environment in which every Python process imports the package in ``package_parent`` (checked here)."""
+    startup = package_parent / "startup"
+    startup.mkdir(exist_ok=True)
+    (startup / "sitecustomize.py").write_text(SITECUSTOMIZE.format(parent=str(package_parent)))
+    python_path = os.pathsep.join(filter(None, (str(startup), str(package_parent), os.environ.get("PYTHONPATH"))))
+    env = {**os.environ, "PYTHONPATH": python_path, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    check = [sys.executable, "-c", WHICH_PACKAGE.format(root=str(ROOT))]
+    imported = subprocess.run(check, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    if not imported.startswith(str(package_parent / "smmix_hf")):
+        raise SystemExit(f"a subprocess imported {imported}, not the mutated copy in {package_parent}")
+    return env
+
+
 def run_tests(package_parent: Path) -> tuple[bool, str]:
-    """(passed, first failing test id) of the reference tests against the package in ``package_parent``."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-x",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        *REFERENCE_TESTS,
-    ]
+    """(passed, first failing test id) of :data:`TESTS` against the package in ``package_parent``."""
+    options = ["-x", "-q", "--keep-duplicates", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    command = [sys.executable, "-m", "pytest", *options, *TESTS]
+    env = isolated_environment(package_parent)
     result = subprocess.run(command, cwd=package_parent, env=env, capture_output=True, text=True)
     failed = re.findall(r"^FAILED (\S+)", result.stdout, flags=re.MULTILINE)
     errors = re.findall(r"^ERROR (\S+)", result.stdout, flags=re.MULTILINE)
