@@ -48,6 +48,7 @@ TESTS = tuple(
         "tests/test_reference_behaviour.py",
         "tests/test_reference_transmix.py",
         "tests/test_backbones_timm_vit_swin.py",
+        "tests/test_task.py",
     )
 )
 
@@ -175,7 +176,7 @@ MUTATIONS = (
     Mutation(
         "motivator_ignored",
         "a given motivator is not used for scores and clean logits",
-        "trainer.py",
+        "task.py",
         (
             (
                 "        if self.motivator is not None:\n            return self.motivator(",
@@ -319,6 +320,24 @@ MUTATIONS = (
         "timm Swin score: the last block's cyclic shift not rolled back onto the image grid",
         "backbones/timm_swin.py",
         (("grid = torch.roll(grid, shifts=shift, dims=(1, 2))", "grid = grid"),),
+    ),
+    Mutation(
+        "task_position_ignored",
+        "SMMixTask ignores the run's position: no motivation warm-up, whatever set_position says",
+        "task.py",
+        (("        return self.position  # type: ignore[return-value]", "        return None"),),
+    ),
+    Mutation(
+        "task_eval_mode_mixes",
+        "SMMixTask in eval mode runs the SMMix step instead of clean cross-entropy",
+        "task.py",
+        (("        if not self.model.training:\n", "        if False:\n"),),
+    ),
+    Mutation(
+        "task_state_dict_drops_the_draws",
+        "loading task.state_dict() leaves the draw generators where they were",
+        "task.py",
+        (("        self.method.load_state_dict(state)\n", "        return None\n"),),
     ),
 )
 

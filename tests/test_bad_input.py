@@ -99,7 +99,7 @@ class TurnsNonFinite(torch.utils.data.Dataset):
 def test_non_finite_loss_stops_with_the_step_and_saves_nothing_corrupt(tmp_path):
     args = SMMixConfig(
         output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=6, save_strategy="steps", save_steps=1,
-        logging_steps=5, use_cpu=True, report_to="none", disable_tqdm=True, mixup_switch_prob=0.0,
+        logging_steps=5, use_cpu=True, report_to="none", disable_tqdm=True, mixup_switch_prob=1.0,
     )  # fmt: skip
     trainer = SMMixTrainer(model=tiny_vit(), args=args, train_dataset=TurnsNonFinite(finite_items=16),
                            data_collator=collate_image_batch)  # fmt: skip
