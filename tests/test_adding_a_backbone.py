@@ -1,5 +1,5 @@
-"""docs/backbones.md "Adding a backbone" stays true: a family is one module with a ``tiny_config``, and the generic tests
-(``test_trainer.py``'s every-method training run and ``test_attention_probe.py``'s score and region check) run it
+"""docs/backbones.md "Adding a backbone" stays true: a family is one module with a ``tiny_config``, and the generic
+tests (``test_trainer.py``'s every-method training run and ``test_attention_probe.py``'s score and region check) run it
 without an edit.
 
 The new family here is transformers' ViT-MSN (``model_type: vit_msn``, the ViT module layout), written as a module
