@@ -59,9 +59,9 @@ class SMMixTask(TrainingTask):
             the task's parameters and state.
         seed: seeds the draws. In a distributed run give every process the same seed (all take the same kind
             of step together) or ``seed + rank`` for independent draws.
-        allow_odd_batch: train on a batch of odd size by pairing its middle sample with itself (its own window is
-            pasted onto itself and keeps its label). By default an odd batch is refused, as timm's ``Mixup`` does:
-            use an even batch size and ``drop_last=True``.
+        allow_odd_batch: train on a batch of odd size (a single image included) by pairing its middle sample with
+            itself (its own window is pasted onto itself and keeps its label). By default an odd batch is refused,
+            as timm's ``Mixup`` does: use an even batch size and ``drop_last=True``.
 
     In training mode (the model's ``training`` flag) a call is one SMMix step and returns::
 
@@ -231,8 +231,8 @@ class SMMixTask(TrainingTask):
         if labels.shape[0] != images.shape[0]:
             raise ValueError(f"SMMixTask got {images.shape[0]} images but {labels.shape[0]} labels.")
         batch = images.shape[0]
-        odd = batch % 2 and not self.allow_odd_batch
-        if self.model.training and self.method.pairs_images and (batch < 2 or odd):
+        too_small = batch % 2 or batch < 2
+        if self.model.training and self.method.pairs_images and too_small and not self.allow_odd_batch:
             raise ValueError(
                 f"{self.settings.mix_method} pairs every image with another one of its batch, so a training batch "
                 f"must be even and >= 2; got {batch}. Use an even batch size and drop_last=True in the DataLoader "
