@@ -269,6 +269,11 @@ def report(args: argparse.Namespace, timings: dict[str, list[float]], peaks: dic
             memory = peaks[f"{mode}:smmix"] / max(peaks[f"{mode}:cutmix"], 1)
             print(f"{mode}: with mixup_switch_prob 0.5, smmix/cutmix = {half:.2f}; peak memory ratio {memory:.2f}")
     for mode in modes:
+        smmix, cutmix = timings.get(f"{mode}:smmix"), timings.get(f"{mode}:cutmix")
+        if smmix and cutmix and len(smmix) >= 4:  # the runs are interleaved, so repeat i of each is a pair
+            quartiles = statistics.quantiles([a / b for a, b in zip(smmix, cutmix, strict=True)], n=4)
+            print(f"{mode}: smmix/cutmix repeat by repeat, interquartile range {quartiles[0]:.2f}-{quartiles[2]:.2f}")
+    for mode in modes:
         smmix, cutmix = medians.get(f"{mode}:smmix"), medians.get(f"{mode}:cutmix")
         if smmix and cutmix and "forward" in medians:
             floor = 1 + medians["forward"] / cutmix

@@ -90,10 +90,17 @@ def main() -> None:
     with torch.no_grad():
         evaluation = task(validation.tensors[0].to(device), validation.tensors[1].to(device))
     top1 = (evaluation["output"].argmax(-1).cpu() == validation.tensors[1]).float().mean().item()
+    in_step = True
+    if distributed:  # DDP averaged every gradient, so every process holds the same weights
+        weights = torch.cat([parameter.detach().flatten() for parameter in model.parameters()])
+        copies = [torch.empty_like(weights) for _ in range(dist.get_world_size())]
+        dist.all_gather(copies, weights)
+        in_step = all(torch.equal(copies[0], other) for other in copies)
     if rank == 0:
         wrapped = type(task.trainable_module).__name__
         motivator_class = type(task.motivator.model).__name__ if task.motivator is not None else None
         print(f"trained: {wrapped}; motivator: {motivator_class}; last step {terms}; top-1 {top1:.3f}")
+        print(f"processes {dist.get_world_size() if distributed else 1}, same weights on all: {in_step}")
     if distributed:
         dist.destroy_process_group()
 

@@ -49,6 +49,7 @@ TESTS = tuple(
         "tests/test_reference_transmix.py",
         "tests/test_backbones_timm_vit_swin.py",
         "tests/test_task.py",
+        "tests/test_loops.py::test_timm_loop_on_two_gloo_processes_keeps_the_motivator_outside_ddp",
     )
 )
 
@@ -338,6 +339,17 @@ MUTATIONS = (
         "loading task.state_dict() leaves the draw generators where they were",
         "task.py",
         (("        self.method.load_state_dict(state)\n", "        return None\n"),),
+    ),
+    Mutation(
+        "task_mixed_forward_skips_the_wrapper",
+        "the mixed forward calls the bare model, not its DDP wrapper: gradients are not averaged across processes",
+        "task.py",
+        (
+            (
+                "logits = classifier_logits(self.trainable_module, mixed.images, self.input_keyword)",
+                "logits = classifier_logits(self.model, mixed.images, self.input_keyword)",
+            ),
+        ),
     ),
 )
 

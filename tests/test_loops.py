@@ -112,6 +112,7 @@ def test_timm_loop_on_two_gloo_processes_keeps_the_motivator_outside_ddp():
     result = launch(command)
     assert "trained: DistributedDataParallel; motivator: VisionTransformer;" in result.stdout, result.stdout[-2000:]
     assert result.stdout.count("trained:") == 1, "rank 0 reports"
+    assert "processes 2, same weights on all: True" in result.stdout, "the mixed forward went through DDP"
 
 
 def test_lightning_loop_trains_on_one_process(tmp_path, capsys, monkeypatch):
