@@ -35,7 +35,6 @@ __all__ = [
     "Backbone",
     "QueryKeyBackbone",
     "TimmBackbone",
-    "TimmWrapperBackbone",
     "backbone_class_for",
     "backbone_for",
     "patch_grid",
@@ -260,6 +259,21 @@ class TimmBackbone(Backbone):
 
     architecture_prefix: ClassVar[str | tuple[str, ...]]
     timm_classes: ClassVar[tuple[str, ...]]
+    tiny_architecture: ClassVar[str]
+    """The timm architecture :meth:`tiny_config` builds, shrunk by :attr:`tiny_model_args`."""
+    tiny_model_args: ClassVar[dict[str, object]]
+    """``timm.create_model`` arguments of the family's tiny test model (32 px input, a few tokens per side)."""
+
+    @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig | None:
+        """:attr:`tiny_architecture` with :attr:`tiny_model_args` and 10 classes, as a ``TimmWrapperConfig``;
+        ``overrides`` are ``timm.create_model`` arguments. None when the family names no tiny architecture."""
+        from transformers import TimmWrapperConfig
+
+        if not hasattr(cls, "tiny_architecture"):
+            return None
+        model_args = {**cls.tiny_model_args, **overrides}
+        return TimmWrapperConfig(architecture=cls.tiny_architecture, num_labels=10, model_args=model_args)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
@@ -305,10 +319,6 @@ class TimmBackbone(Backbone):
         if getattr(patch_embed, "strict_img_size", False) and not getattr(patch_embed, "dynamic_img_size", False):
             return tuple(patch_embed.img_size)
         return None
-
-
-# The earlier name, from when timm models came only inside TimmWrapperForImageClassification.
-TimmWrapperBackbone = TimmBackbone
 
 
 def register_backbone(cls: type[Backbone]) -> type[Backbone]:

@@ -26,7 +26,7 @@ from smmix_hf.backbones.base import TimmBackbone, patch_grid, register_backbone
 from smmix_hf.tokens import image_attention_score
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig
+    pass
 
 __all__ = ["CaitBackbone"]
 
@@ -44,17 +44,11 @@ class CaitBackbone(TimmBackbone):
         "cait-xxs36": "timm/cait_xxs36_224.fb_dist_in1k",
     }
 
-    @classmethod
-    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
-        """Two self-attention blocks and one class-attention block, patch 8 on 32 px (a 4×4 grid), 10 classes;
-        ``overrides`` are ``timm.create_model`` arguments."""
-        from transformers import TimmWrapperConfig
-
-        model_args = {
-            **dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, depth_token_only=1),
-            **overrides,
-        }
-        return TimmWrapperConfig(architecture="cait_xxs24_224", num_labels=10, model_args=model_args)
+    tiny_architecture = "cait_xxs24_224"
+    # Two self-attention blocks and one class-attention block, patch 8 on 32 px (a 4×4 grid).
+    tiny_model_args: ClassVar[dict[str, object]] = dict(
+        img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, depth_token_only=1
+    )
 
     @classmethod
     def timm_model_args_for_image_size(cls, size: int) -> dict[str, object]:

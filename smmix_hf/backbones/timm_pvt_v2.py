@@ -21,7 +21,7 @@ from torch import nn
 from smmix_hf.backbones.base import QueryKeyBackbone, TimmBackbone, patch_grid, register_backbone
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig
+    pass
 
 __all__ = ["PvtV2Backbone"]
 
@@ -36,17 +36,11 @@ class PvtV2Backbone(TimmBackbone, QueryKeyBackbone):
     num_prefix_tokens = 0
     short_names: ClassVar[dict[str, str]] = {f"pvt-v2-b{size}": f"timm/pvt_v2_b{size}.in1k" for size in range(6)}
 
-    @classmethod
-    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
-        """Two stages (total stride 8 on 32 px: a 4×4 grid, the last one token to token), 10 classes;
-        ``overrides`` are ``timm.create_model`` arguments."""
-        from transformers import TimmWrapperConfig
-
-        model_args = {
-            **dict(depths=(1, 1), embed_dims=(16, 32), num_heads=(1, 2), sr_ratios=(2, 1), mlp_ratios=(2, 2)),
-            **overrides,
-        }
-        return TimmWrapperConfig(architecture="pvt_v2_b0", num_labels=10, model_args=model_args)
+    tiny_architecture = "pvt_v2_b0"
+    # Two stages (total stride 8 on 32 px: a 4×4 grid, the last one token to token).
+    tiny_model_args: ClassVar[dict[str, object]] = dict(
+        depths=(1, 1), embed_dims=(16, 32), num_heads=(1, 2), sr_ratios=(2, 1), mlp_ratios=(2, 2)
+    )
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)

@@ -34,7 +34,7 @@ from smmix_hf.backbones.base import QueryKeyBackbone, TimmBackbone, patch_grid, 
 from smmix_hf.tokens import image_attention_score
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig
+    pass
 
 __all__ = ["TimmSwinBackbone"]
 
@@ -53,17 +53,11 @@ class TimmSwinBackbone(TimmBackbone, QueryKeyBackbone):
         f"timm-swin-{size}": f"timm/swin_{size}_patch4_window7_224.ms_in1k" for size in SWIN_SIZES
     }
 
-    @classmethod
-    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
-        """Two stages on 32 px, the last one 8×8 tokens in four shifted 4×4 windows, 10 classes; ``overrides``
-        are ``timm.create_model`` arguments."""
-        from transformers import TimmWrapperConfig
-
-        model_args = {
-            **dict(img_size=32, patch_size=2, embed_dim=16, depths=(1, 2), num_heads=(1, 2), window_size=4),
-            **overrides,
-        }
-        return TimmWrapperConfig(architecture="swin_tiny_patch4_window7_224", num_labels=10, model_args=model_args)
+    tiny_architecture = "swin_tiny_patch4_window7_224"
+    # Two stages on 32 px, the last one 8×8 tokens in four shifted 4×4 windows.
+    tiny_model_args: ClassVar[dict[str, object]] = dict(
+        img_size=32, patch_size=2, embed_dim=16, depths=(1, 2), num_heads=(1, 2), window_size=4
+    )
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)

@@ -62,14 +62,9 @@ class TimmViTBackbone(TimmBackbone, QueryKeyBackbone):
         f"timm-deit-{size}": f"timm/deit_{size}_patch16_224.fb_in1k" for size in DEIT_SIZES
     }
 
-    @classmethod
-    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
-        """Two blocks, width 32, patch 8 on 32 px (a 4×4 grid), 10 classes; ``overrides`` are
-        ``timm.create_model`` arguments."""
-        from transformers import TimmWrapperConfig
-
-        model_args = {**dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2), **overrides}
-        return TimmWrapperConfig(architecture="deit_tiny_patch16_224", num_labels=10, model_args=model_args)
+    tiny_architecture = "deit_tiny_patch16_224"
+    # Two blocks, width 32, patch 8 on 32 px (a 4×4 grid).
+    tiny_model_args: ClassVar[dict[str, object]] = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
@@ -157,13 +152,7 @@ class TimmDeiTDistilledBackbone(TimmViTBackbone):
         f"timm-deit-{size}-distilled": f"timm/deit_{size}_distilled_patch16_224.fb_in1k" for size in DEIT_SIZES
     }
 
-    @classmethod
-    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
-        """The tiny ViT shape with class and distillation tokens; ``overrides`` are ``timm.create_model`` arguments."""
-        from transformers import TimmWrapperConfig
-
-        model_args = {**dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2), **overrides}
-        return TimmWrapperConfig(architecture="deit_tiny_distilled_patch16_224", num_labels=10, model_args=model_args)
+    tiny_architecture = "deit_tiny_distilled_patch16_224"  # the tiny ViT shape, with a distillation token
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
