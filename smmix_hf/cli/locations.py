@@ -14,6 +14,7 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from transformers.trainer_utils import get_last_checkpoint
 
 from smmix_hf.backbones.names import MODEL_ALIASES, resolve_model_name
 from smmix_hf.cli.arguments import ModelArguments
@@ -104,15 +105,8 @@ def loading_model(name: str, flag: str) -> Iterator[None]:
         raise ValueError(f"{flag} {name!r} could not be loaded: {reason}") from error
 
 
-def _latest_checkpoint(directory: Path) -> Path | None:
-    if not directory.is_dir():
-        return None
-    steps = [
-        (int(path.name.split("-")[1]), path)
-        for path in directory.glob("checkpoint-*")
-        if path.is_dir() and path.name.split("-")[1].isdigit()
-    ]
-    return max(steps)[1] if steps else None
+def _latest_checkpoint(directory: Path) -> str | None:
+    return get_last_checkpoint(directory) if directory.is_dir() else None
 
 
 def check_resume_checkpoint(args: SMMixConfig) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from huggingface_hub import constants as hub_constants
 from transformers import PreTrainedModel
+from transformers.trainer_utils import get_last_checkpoint
 
 from smmix_hf.backbones.base import backbone_for
 from smmix_hf.config import SMMixConfig
@@ -29,9 +30,8 @@ def check_output_dir(args: SMMixConfig) -> None:
         if path.name in RUN_MARKERS or (path.is_dir() and path.name.startswith("checkpoint-"))
     )
     if found:
-        checkpoints = [name for name in found if name.startswith("checkpoint-")]
-        latest = max(checkpoints, key=lambda name: int(name.split("-")[1])) if checkpoints else None
-        resume = f"--resume_from_checkpoint {output_dir / latest} to continue it, " if latest else ""
+        latest = get_last_checkpoint(output_dir)
+        resume = f"--resume_from_checkpoint {latest} to continue it, " if latest else ""
         raise ValueError(
             f"output_dir {str(output_dir)!r} already holds a run ({', '.join(found[:4])}); pass {resume}"
             "--overwrite_output_dir to replace it, or choose another --output_dir."
