@@ -149,10 +149,6 @@ class MixDraw:
     needs_clean_forward: bool = False
     motivation_warmup: bool = False
 
-    @property
-    def method_name(self) -> str:
-        return self.method.name
-
 
 @dataclass(frozen=True)
 class Mixed:
