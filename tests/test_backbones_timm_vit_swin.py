@@ -23,10 +23,11 @@ from reference.timm_attention import (
     region_head,
     timm_module,
 )
+from run_configs import short_run_config
 from tiny_data import digits_split
 from transformers import AutoModelForImageClassification, TimmWrapperConfig
 
-from smmix_hf import SMMixConfig, SMMixTrainer
+from smmix_hf import SMMixTrainer
 from smmix_hf.backbones import backbone_for
 from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.backbones.timm_cait import CaitBackbone
@@ -116,17 +117,13 @@ def trainer_step(
     model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, tmp_path: Path
 ) -> dict[str, float]:
     """The same step through ``SMMixTrainer.compute_loss`` (transformers models only), read from its log."""
-    args = SMMixConfig(
-        output_dir=str(tmp_path),
+    args = short_run_config(
+        tmp_path,
         per_device_train_batch_size=BATCH,
         mixup_switch_prob=1.0,
         region_scale_min=0.5,
         region_scale_max=0.5,
         motivation_warmup_ratio=0.0,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        seed=0,
     )
     trainer = SMMixTrainer(model=model, args=args, data_collator=collate_image_batch)
     trainer.model.train()

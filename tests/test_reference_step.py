@@ -12,6 +12,7 @@ import copy
 import pytest
 import torch
 from reference.smmix_step import reference_smmix_step, token_grid_of
+from run_configs import short_run_config
 from tiny_data import digits_split
 from tiny_models import tiny_beit, tiny_deit, tiny_pvt, tiny_swin, tiny_vit
 
@@ -43,18 +44,13 @@ def fixed_batch(count: int = BATCH, offset: int = 0) -> dict[str, torch.Tensor]:
 
 def reference_config(tmp_path, **overrides) -> SMMixConfig:
     settings = dict(
-        output_dir=str(tmp_path),
         per_device_train_batch_size=BATCH,
         mix_method="smmix",
         mixup_switch_prob=1.0,
         region_scale_min=0.5,
         region_scale_max=0.5,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        seed=0,
     )
-    return SMMixConfig(**{**settings, **overrides})
+    return short_run_config(tmp_path, **{**settings, **overrides})
 
 
 def trainer_step(trainer: SMMixTrainer, batch: dict[str, torch.Tensor]) -> dict[str, float]:
