@@ -132,9 +132,10 @@ def build_tasks(model, methods: list[str]) -> dict:
     """One plain ``SMMixTask`` per method, as a loop of one's own would build it."""
     from smmix_hf import MixSettings, SMMixTask
 
-    settings = {method: MixSettings(mix_method=method, mixup_switch_prob=1.0, motivation_warmup_ratio=0.0)
-                for method in methods}  # fmt: skip
-    return {method: SMMixTask(model, settings[method]) for method in methods}
+    return {
+        method: SMMixTask(model, MixSettings(mix_method=method, mixup_switch_prob=1.0, motivation_warmup_ratio=0.0))
+        for method in methods
+    }
 
 
 def synchronize(device: str) -> None:
