@@ -20,12 +20,11 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 from data_files import records, write_image_folder, write_parquet, write_webdataset
-from launching import REPO_ROOT, accelerate_launch, free_port
+from launching import REPO_ROOT, accelerate_launch, check_exit, free_port
 from tiny_models import TINY_VIT_OVERRIDES
 from transformers import AutoModelForImageClassification
 
@@ -34,20 +33,13 @@ from smmix_hf.cli.train import main
 SCRIPTS = Path(__file__).resolve().parent / "distributed"
 DEMO = str(REPO_ROOT / "configs" / "demo.yaml")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-KNOWN_EXIT_ABORT = "terminate called without an active exception"
 COUNT = 40  # streamed samples
 
 
 def check_launch(result: subprocess.CompletedProcess, found: set[str], expected: set[str]) -> None:
     """Every process wrote its records; a non-zero exit is accepted only as the known gloo abort at exit."""
     assert found == expected, result.stdout[-3000:] + result.stderr[-5000:]
-    if result.returncode != 0:
-        assert KNOWN_EXIT_ABORT in result.stderr, result.stderr[-5000:]
-        warnings.warn(
-            f"the 2-process run aborted at exit (rc {result.returncode}, '{KNOWN_EXIT_ABORT}') after writing "
-            "every record; see NOTES.md on this torch build's gloo exit abort.",
-            stacklevel=2,
-        )
+    check_exit(result)
 
 
 # ---- run_smmix.py in 2 processes ----
