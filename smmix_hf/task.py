@@ -247,7 +247,7 @@ class SMMixTask(TrainingTask):
             return None
         probe = SMMixProbe(model, self.settings.region_head == "separate")
         try:
-            self.method.check_model(probe, _declared_image_size(model))
+            self.method.check_model(probe, probe.backbone.declared_image_size())
         except ValueError:
             probe.remove()
             raise
@@ -298,14 +298,3 @@ class SMMixTask(TrainingTask):
                 raise KeyError("the checkpoint's task_state has no smmix_draws; the draws cannot resume exactly.")
             return
         self.method.load_state_dict(state["smmix_draws"])
-
-
-def _declared_image_size(model: nn.Module) -> tuple[int, int] | None:
-    """The input size the model declares: transformers' ``config.image_size`` or timm's ``pretrained_cfg``."""
-    size = getattr(getattr(model, "config", None), "image_size", None)
-    if size is None:
-        input_size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
-        size = tuple(input_size[-2:]) if input_size else None
-    if size is None:
-        return None
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))

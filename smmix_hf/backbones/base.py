@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -147,12 +148,32 @@ class Backbone(abc.ABC):
         """The image tokens ``[B, N, D]`` of the final sequence, prefix tokens removed."""
         return sequence[:, self.num_prefix_tokens :]
 
-    def fixed_input_size(self) -> tuple[int, int] | None:
-        """The input size the model requires, if its configuration fixes one (a motivator resizes to it)."""
+    def motivated_forward_context(self) -> AbstractContextManager[None]:
+        """Entered around the motivated forward only: what the model must do differently for
+        :meth:`attention_capture_modules` to see the last block's attention (default: nothing). timm's generic
+        family switches the last block's fused kernel off here; every other forward keeps it."""
+        return nullcontext()
+
+    def final_tokens(self, output: object) -> torch.Tensor:
+        """The final sequence ``[B, T, D]`` from :meth:`final_norm`'s forward output (default: the output itself; a
+        module that returns a model output gives its ``last_hidden_state``)."""
+        return output  # type: ignore[return-value]
+
+    def region_head_features(self, means: torch.Tensor) -> torch.Tensor:
+        """The head's input for region means ``[2B, D]`` (Eq. 12-13): what the model feeds its head in place of its
+        own pooled feature (default: the means; DINOv2's head reads ``cat(class token, patch mean)``, so ``cat(r, r)``)."""
+        return means
+
+    def declared_image_size(self) -> tuple[int, int] | None:
+        """The input size of the model as built (the configuration's ``image_size``), or None if it takes any."""
         size = getattr(self.config, "image_size", None)
         if size is None:
             return None
-        return (size, size) if isinstance(size, int) else tuple(size)
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    def fixed_input_size(self) -> tuple[int, int] | None:
+        """The input size the model requires, if its configuration fixes one (a motivator resizes to it)."""
+        return self.declared_image_size()
 
 
 def patch_grid(image_size: tuple[int, int], patch: tuple[int, int], what: str) -> tuple[int, int]:
@@ -313,6 +334,15 @@ class TimmBackbone(Backbone):
 
     def classifier(self) -> nn.Module:
         return self.backbone.head
+
+    def declared_image_size(self) -> tuple[int, int] | None:
+        """The size the timm model was built for (``patch_embed.img_size``: ``create_model(img_size=...)`` sets it,
+        ``pretrained_cfg["input_size"]`` does not), or None when it takes any size (``dynamic_img_size``)."""
+        patch_embed = getattr(self.backbone, "patch_embed", None)
+        size = getattr(patch_embed, "img_size", None)
+        if size is None or getattr(patch_embed, "dynamic_img_size", False):
+            return None
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
     def fixed_input_size(self) -> tuple[int, int] | None:
         patch_embed = getattr(self.backbone, "patch_embed", None)
