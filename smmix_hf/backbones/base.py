@@ -161,7 +161,7 @@ class Backbone(abc.ABC):
 
     def region_head_features(self, means: torch.Tensor) -> torch.Tensor:
         """The head's input for region means ``[2B, D]`` (Eq. 12-13): what the model feeds its head in place of its
-        own pooled feature (default: the means; DINOv2's head reads ``cat(class token, patch mean)``, so ``cat(r, r)``)."""
+        own pooled feature (default: the means; DINOv2's head reads ``cat(class token, patch mean)``: ``cat(r, r)``)."""
         return means
 
     def declared_image_size(self) -> tuple[int, int] | None:

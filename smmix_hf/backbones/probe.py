@@ -15,14 +15,18 @@
   region rows are taken off the classifier's input instead and go through that head, still inside
   the forward.
 
-The hooks are idle (a flag check) outside those two uses.
+The hooks are idle (a flag check) outside those two uses, and keep no tensor between steps: what a forward
+leaves (:meth:`SMMixProbe.take_region_logits`, the class attention) is taken once. A copy of the model
+(``copy.deepcopy``: an EMA, ``AveragedModel``, a frozen motivator made from it) carries only inert copies of the
+hooks (:class:`_ProbeHook`), so it neither feeds this probe nor holds a tensor of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -66,16 +70,17 @@ class SMMixProbe:
         self._region_head = region_head_of(model) if separate_region_head else None
         self._region_head_inputs: torch.Tensor | None = None
         self._handles = [
-            module.register_forward_hook(partial(self._keep_capture, index))
+            module.register_forward_hook(_ProbeHook(partial(self._keep_capture, index)))
             for index, module in enumerate(capture_modules)
         ]
         self._handles += [
-            self.backbone.final_norm().register_forward_hook(self._pool_regions),
-            self.backbone.head_input().register_forward_pre_hook(self._append_region_features),
-            self.backbone.classifier().register_forward_hook(self._split_region_logits),
+            self.backbone.final_norm().register_forward_hook(_ProbeHook(self._pool_regions)),
+            self.backbone.head_input().register_forward_pre_hook(_ProbeHook(self._append_region_features)),
+            self.backbone.classifier().register_forward_hook(_ProbeHook(self._split_region_logits)),
         ]
         if self._region_head is not None:
-            self._handles.append(self.backbone.classifier().register_forward_pre_hook(self._take_region_rows))
+            hook = _ProbeHook(self._take_region_rows)
+            self._handles.append(self.backbone.classifier().register_forward_pre_hook(hook))
 
     def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
         return self.backbone.token_grid(image_size)
@@ -97,7 +102,16 @@ class SMMixProbe:
                 logits = classifier_logits(runner, images, self.input_keyword)
         finally:
             runner.train(was_training)
-        return logits, self.scores
+        scores, self.scores = self.scores, None
+        return logits, scores
+
+    def take_region_logits(self) -> torch.Tensor:
+        """The ``[2, B, C]`` inside / outside logits the last :meth:`pooling_regions` forward left, handed over once
+        (the probe keeps no tensor of a step once the loss has it)."""
+        if self.region_logits is None:
+            raise RuntimeError("no region logits: the mixed forward did not run under pooling_regions.")
+        region_logits, self.region_logits = self.region_logits, None
+        return region_logits
 
     def remove(self) -> None:
         """Detach every hook from the model."""
@@ -110,9 +124,13 @@ class SMMixProbe:
         """Within this block, one forward leaves the image attention scores in :attr:`scores`."""
         self._reading_attention, self.scores = True, None
         try:
-            yield
+            with self.backbone.motivated_forward_context():
+                yield
             if any(capture is None for capture in self._captures):
-                raise RuntimeError("the motivated forward did not reach the last attention block.")
+                raise RuntimeError(
+                    f"the motivated forward did not reach the last attention block of {type(self.model).__name__} "
+                    "(its attention kernel formed no probabilities to read); SMMix cannot place its windows."
+                )
             self.scores = self.backbone.scores_from_captures(self._captures, image_size)
         finally:
             self._reading_attention = False
@@ -135,8 +153,9 @@ class SMMixProbe:
 
     def _pool_regions(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         if self._source_mask is not None:
-            tokens = self.backbone.image_tokens(output)
-            self._region_features = pool_region_tokens(tokens, self._source_mask).flatten(0, 1)
+            tokens = self.backbone.image_tokens(self.backbone.final_tokens(output))
+            means = pool_region_tokens(tokens, self._source_mask).flatten(0, 1)
+            self._region_features = self.backbone.region_head_features(means)
 
     def _append_region_features(self, module: nn.Module, inputs: tuple) -> tuple | None:
         if self._region_features is None:
@@ -204,6 +223,32 @@ class SMMixProbe:
         finally:
             for handle in handles:
                 handle.remove()
+
+    def take_class_attention(self) -> torch.Tensor:
+        """The ``[B, N]`` class attention the last :meth:`reading_class_attention` forward left, handed over once."""
+        if self.class_attention is None:
+            raise RuntimeError("no class attention: the mixed forward did not run under reading_class_attention.")
+        class_attention, self.class_attention = self.class_attention, None
+        return class_attention
+
+
+def _inert_hook(*args: Any) -> None:
+    """What a copied probe hook becomes: it reads nothing and changes nothing."""
+    return None
+
+
+class _ProbeHook:
+    """A probe's hook on a module. ``copy.deepcopy`` of the module (an EMA, ``AveragedModel``) gives the copy an inert
+    hook instead of a copy of the probe, its state and the tensors it holds."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+
+    def __call__(self, *args: Any) -> Any:
+        return self.function(*args)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Callable[..., None]:
+        return _inert_hook
 
 
 def motivated_forward(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

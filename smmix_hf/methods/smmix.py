@@ -160,7 +160,8 @@ class SMMix(MixMethod):
         label = mixed_soft_target(labels, source_index, fraction, num_classes, smoothing)
         terms = {"loss_cls": soft_target_cross_entropy(logits, label)}
         if settings.fine_loss_weight > 0:
-            terms["loss_fine"] = fine_grained_loss(probe.region_logits, labels, source_index, num_classes, smoothing)
+            region_logits = probe.take_region_logits()
+            terms["loss_fine"] = fine_grained_loss(region_logits, labels, source_index, num_classes, smoothing)
         if settings.consistency_loss_weight > 0 and not mixed.draw.motivation_warmup:
             target = consistency_target(clean_logits, source_index, area, settings.consistency_target)
             terms["loss_con"] = consistency_loss(logits, target)

@@ -59,4 +59,4 @@ class TransMix(LabelReweighting):
         return probe.reading_class_attention(image_size)
 
     def source_fraction(self, area_fraction: float, source_mask: torch.Tensor, probe: SMMixProbe) -> torch.Tensor:
-        return transmix_fraction(area_fraction, probe.class_attention, source_mask)[:, None]
+        return transmix_fraction(area_fraction, probe.take_class_attention(), source_mask)[:, None]

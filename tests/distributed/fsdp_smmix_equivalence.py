@@ -58,6 +58,9 @@ def main() -> None:
     }
     model.train()
     reference.train()
+    region_logits_taken = []  # L_fine read the region logits the sharded mixed forward left
+    take_region_logits = sharded_trainer.probe.take_region_logits
+    sharded_trainer.probe.take_region_logits = lambda: region_logits_taken.append(1) or take_region_logits()
     loss = sharded_trainer.compute_loss(model, inputs)
     loss.backward()
     reference_loss = reference_trainer.compute_loss(reference, inputs)
@@ -84,7 +87,7 @@ def main() -> None:
         "reference_loss": reference_loss.item(),
         "worst_relative_grad_difference": worst,
         "sharded": all(type(param).__name__ == "DTensor" for param in model.parameters()),
-        "has_region_logits": sharded_trainer.probe.region_logits is not None,
+        "has_region_logits": bool(region_logits_taken),
     }
     Path(os.environ["SMMIX_RECORD_DIR"], f"rank{rank}.json").write_text(json.dumps(record))
     dist.barrier()  # neither process tears gloo down while the other is still in a collective
