@@ -26,6 +26,7 @@ from transformers import AutoModelForImageClassification
 
 from smmix_hf.backbones.names import resolve_model_name
 from smmix_hf.backbones.probe import SMMixProbe
+from smmix_hf.scorer import WindowScorer
 
 __all__ = ["Motivator", "load_motivator", "num_classes_of", "resample_score_grid"]
 
@@ -39,8 +40,9 @@ def resample_score_grid(scores: torch.Tensor, grid: tuple[int, int]) -> torch.Te
     return F.adaptive_avg_pool2d(scores[:, None].float(), grid)[:, 0]
 
 
-class Motivator:
-    """A frozen model that gives SMMix its image attention scores and clean logits.
+class Motivator(WindowScorer):
+    """A frozen model that gives SMMix its image attention scores and clean logits (a
+    :class:`~smmix_hf.scorer.WindowScorer`).
 
     Example::
 

@@ -5,8 +5,9 @@ This module is where SMMix's step lives. One call of :meth:`SMMixTask.forward` o
 1. **draws** on the host what the batch does (:mod:`smmix_hf.draws`, through the run's
    :class:`~smmix_hf.methods.MixMethod`): SMMix with probability ``mixup_switch_prob``, else Mixup (the DeiT
    recipe), and SMMix's window size (Eq. 7);
-2. runs the **motivated forward** (:class:`~smmix_hf.backbones.probe.SMMixProbe`): one clean forward in eval
-   mode under ``no_grad``, which gives the image attention score of every token (Eq. 6) and the clean logits;
+2. asks its **window scorer** (:class:`~smmix_hf.scorer.WindowScorer`) for the clean logits and a score per token.
+   By default that is the **motivated forward** (:class:`~smmix_hf.scorer.SelfMotivation`): one clean forward of
+   the model in eval mode under ``no_grad``, which gives the image attention score of every token (Eq. 6);
 3. **mixes** (:mod:`smmix_hf.mixing`): the source's most attended window is pasted onto the target's least
    attended window (Eq. 7-8), λ = the source's area share;
 4. runs the **mixed forward** with gradients, while the probe pools the final tokens inside and outside the
@@ -31,16 +32,16 @@ from torch import nn
 
 from smmix_hf.backbones.calling import classifier_logits, input_keyword, unwrap_model
 from smmix_hf.backbones.probe import SMMixProbe
+from smmix_hf.clock import StepClock
 from smmix_hf.draws import MixRandom
 from smmix_hf.methods import MixSettings, RunPosition, build_mix_method
 from smmix_hf.motivator import Motivator
+from smmix_hf.scorer import SelfMotivation, WindowScorer, check_scores
 
 if TYPE_CHECKING:
     from smmix_hf.mix_examples import MixExample
 
 __all__ = ["SMMixTask"]
-
-_UNSET = object()
 
 
 class SMMixTask(TrainingTask):
@@ -57,6 +58,15 @@ class SMMixTask(TrainingTask):
         motivator: a frozen pre-trained model (or :class:`~smmix_hf.motivator.Motivator`) whose attention and
             clean logits drive the mixing instead of the model's own (Tab. 9). It stays outside DDP and out of
             the task's parameters and state.
+        scorer: any other :class:`~smmix_hf.scorer.WindowScorer` that places the windows instead of the model's own
+            attention, ``scorer(images, grid) -> (clean_logits, scores)`` (an oracle, a saliency model). Give a
+            ``motivator`` or a ``scorer``, not both; :attr:`scorer` is the one in use, and can be replaced (wrapped)
+            after the task is built.
+        total_steps: the run's optimizer steps (the Trainer's ``max_steps``, Lightning's
+            ``estimated_stepping_batches``, a scheduler's total). The motivation warm-up by ratio needs it.
+        steps_per_epoch: the training calls (batches) per epoch, ``len(loader)``. ``mix_off_epoch`` and
+            ``motivation_warmup_epochs`` need it.
+        accumulation_steps: the calls per optimizer step under gradient accumulation (1 without).
         seed: seeds the draws. In a distributed run give every process the same seed (all take the same kind
             of step together) or ``seed + rank`` for independent draws.
         allow_odd_batch: train on a batch of odd size (a single image included) by pairing its middle sample with
@@ -70,10 +80,13 @@ class SMMixTask(TrainingTask):
     with the terms the batch had (a Mixup batch has ``loss_cls`` only). In eval mode it returns plain
     cross-entropy on the clean images: ``{"loss", "output"}``.
 
-    The motivation warm-up and ``mix_off_epoch`` depend on where the run is: call :meth:`set_position` before
-    each step. ``task.state_dict()`` holds the model's weights and the draw generators, so loading it resumes
-    the draws exactly; :meth:`get_task_state` returns the draws alone (timm's checkpoints keep it beside the
-    model's weights).
+    The motivation warm-up and ``mix_off_epoch`` depend on where the run is. The task counts its own training
+    calls (:attr:`clock`, a :class:`~smmix_hf.clock.StepClock`): a call is one batch (a micro-batch under gradient
+    accumulation), its epoch is the calls done over ``steps_per_epoch`` and its progress the optimizer steps done
+    over ``total_steps``, as the Trainer counts them. A loop that knows better says so with :meth:`set_position`.
+    ``task.state_dict()`` holds the model's weights, the draw generators and the count, so loading it resumes the
+    draws and the schedule exactly; :meth:`get_task_state` returns the draws and the count (timm's checkpoints keep
+    it beside the model's weights).
     """
 
     def __init__(
@@ -82,6 +95,10 @@ class SMMixTask(TrainingTask):
         settings: MixSettings | None = None,
         motivator: nn.Module | Motivator | None = None,
         *,
+        scorer: WindowScorer | None = None,
+        total_steps: int | None = None,
+        steps_per_epoch: int | None = None,
+        accumulation_steps: int = 1,
         seed: int = 0,
         allow_odd_batch: bool = False,
         device: torch.device | None = None,
@@ -89,8 +106,11 @@ class SMMixTask(TrainingTask):
         verbose: bool = False,
     ) -> None:
         super().__init__(device=device, dtype=dtype, verbose=verbose)
+        if motivator is not None and scorer is not None:
+            raise ValueError("give SMMixTask a motivator or a scorer, not both (a Motivator is a WindowScorer).")
         if settings is None:
-            settings = MixSettings(motivation_warmup_ratio=0.0) if motivator is not None else MixSettings()
+            placed = motivator is not None or scorer is not None
+            settings = MixSettings(motivation_warmup_ratio=0.0) if placed else MixSettings()
         if not isinstance(settings, MixSettings):
             raise TypeError(
                 f"settings must be a smmix_hf.MixSettings; got {type(settings).__name__} "
@@ -108,7 +128,11 @@ class SMMixTask(TrainingTask):
         self.probe = self._probe_for(self.model)
         self.input_keyword = input_keyword(self.model)
         self.motivator = self._motivator_for(motivator)
-        self.position: RunPosition | object | None = _UNSET
+        self.self_motivation = SelfMotivation(self.probe, model) if self.probe is not None else None
+        self._scorer: WindowScorer | None = None
+        self.scorer = next((one for one in (scorer, self.motivator, self.self_motivation) if one is not None), None)
+        self.clock = StepClock(total_steps, steps_per_epoch, accumulation_steps)
+        self._told: dict[str, float] = {}
         self.keep_mix_examples = False
         self.last_mix_example: MixExample | None = None
         self.last_method: str | None = None
@@ -128,7 +152,7 @@ class SMMixTask(TrainingTask):
         """
         if unwrap_model(wrapped) is not self.model:
             raise ValueError("task.wrap(module) takes the task's own model inside a wrapper; got another model.")
-        self.trainable_module = wrapped
+        self._set_trainable(wrapped)
         return self
 
     def prepare_distributed(self, device_ids: list | None = None, **ddp_kwargs: Any) -> SMMixTask:
@@ -139,26 +163,70 @@ class SMMixTask(TrainingTask):
 
     def compile(self, backend: str = "inductor", mode: str | None = None, **compile_kwargs: Any) -> nn.Module:
         """Compiles the model under training (before DDP wrapping); the hooks stay on the model inside."""
-        self.trainable_module = torch.compile(self.trainable_module, backend=backend, mode=mode, **compile_kwargs)
+        self._set_trainable(torch.compile(self.trainable_module, backend=backend, mode=mode, **compile_kwargs))
         return self.trainable_module
 
-    def set_position(self, epoch: float, progress: float, step: int = 0) -> None:
-        """Where the next training batch is in its run: ``epoch`` (fractional, e.g. ``epoch + i / len(loader)``),
-        ``progress`` (the share of the run's optimizer steps done, in [0, 1]) and its ``step`` number (for the
-        saved mix examples). The motivation warm-up reads ``progress`` (or ``epoch`` with
-        ``motivation_warmup_epochs``) and ``mix_off_epoch`` reads ``epoch``."""
-        if not (math.isfinite(epoch) and epoch >= 0):
-            raise ValueError(f"set_position: epoch must be a finite number >= 0; got {epoch}.")
-        if not (math.isfinite(progress) and 0.0 <= progress <= 1.0):
-            raise ValueError(f"set_position: progress is the share of the run's steps done, in [0, 1]; got {progress}.")
-        self.position = RunPosition(float(epoch), float(progress), int(step))
+    def _set_trainable(self, module: nn.Module) -> None:
+        self.trainable_module = module
+        if self.self_motivation is not None:  # the motivated forward goes through the wrapper too
+            self.self_motivation.module = module
 
     @property
-    def needs_position(self) -> bool:
-        """Whether a training step needs :meth:`set_position` (a motivation warm-up or ``mix_off_epoch``)."""
-        settings = self.settings
-        warmup = settings.motivation_warmup_epochs > 0 or settings.motivation_warmup_ratio > 0
-        return (warmup and self.probe is not None) or settings.mix_off_epoch is not None
+    def scorer(self) -> WindowScorer | None:
+        """What places the windows (:class:`~smmix_hf.scorer.WindowScorer`): the model's own attention
+        (:attr:`self_motivation`), the motivator, or a scorer given to the task. Assign another to replace it, e.g.
+        one that wraps this one and keeps its clean logits."""
+        return self._scorer
+
+    @scorer.setter
+    def scorer(self, scorer: WindowScorer | None) -> None:
+        if scorer is not None and scorer is not self.self_motivation:
+            if not isinstance(scorer, WindowScorer):
+                raise TypeError(
+                    f"a scorer is a smmix_hf.WindowScorer, called as scorer(images, grid) -> (clean_logits, scores); "
+                    f"got {type(scorer).__name__} (a frozen model goes in as motivator=)."
+                )
+            if not self.method.accepts_motivator:
+                raise ValueError(f"a window scorer drives SMMix only; got mix_method={self.settings.mix_method!r}.")
+        self._scorer = scorer
+
+    def set_run_length(
+        self, total_steps: int | None = None, steps_per_epoch: int | None = None, accumulation_steps: int | None = None
+    ) -> None:
+        """The run's length, for a loop that learns it after building the task (Lightning's ``on_fit_start``):
+        ``total_steps`` optimizer steps, ``steps_per_epoch`` calls per epoch, ``accumulation_steps`` calls per
+        optimizer step. A length left out stays as it was; the count of calls done stays."""
+        self.clock.set_run_length(total_steps, steps_per_epoch, accumulation_steps)
+
+    def set_position(
+        self, *, epoch: float | None = None, progress: float | None = None, step: int | None = None
+    ) -> None:
+        """Tells the task where its next training call is, for a loop that counts the run itself (a schedule in
+        epochs, gradient accumulation of its own kind): ``epoch`` (fractional, e.g. ``epoch + i / len(loader)``),
+        ``progress`` (the share of the run's optimizer steps done, in [0, 1]) or ``step`` (the number saved mix
+        examples carry). A value told is used until it is told again; what is not told comes from the task's own
+        count (:attr:`clock`)."""
+        if epoch is not None:
+            if not (math.isfinite(epoch) and epoch >= 0):
+                raise ValueError(f"set_position: epoch must be a finite number >= 0; got {epoch}.")
+            self._told["epoch"] = float(epoch)
+        if progress is not None:
+            if not (math.isfinite(progress) and 0.0 <= progress <= 1.0):
+                raise ValueError(
+                    f"set_position: progress is the share of the run's steps done, in [0, 1]; got {progress}."
+                )
+            self._told["progress"] = float(progress)
+        if step is not None:
+            self._told["step"] = int(step)
+
+    @property
+    def position(self) -> RunPosition:
+        """Where the next training call is: ``epoch`` and ``progress`` (0.0 where the task cannot know them and its
+        settings do not read them) and ``step``, the call's number from 1."""
+        epoch = self._told.get("epoch", self.clock.epoch)
+        progress = self._told.get("progress", self.clock.progress)
+        step = self._told.get("step", self.clock.calls + 1)
+        return RunPosition(epoch or 0.0, progress or 0.0, int(step))
 
     # ---- the step ----
 
@@ -171,23 +239,23 @@ class SMMixTask(TrainingTask):
             logits = classifier_logits(self.trainable_module, images, self.input_keyword)
             return {"loss": F.cross_entropy(logits.float(), labels), "output": logits}
 
-        position = self._position()
+        position = self._checked_position()
         image_size = (images.shape[-2], images.shape[-1])
         grid = self.probe.token_grid(image_size) if self.probe is not None else None
         draw = self.method.draw(image_size, grid, position)
         method = draw.method
         clean_logits = scores = None
         if draw.needs_clean_forward:
-            clean_logits, scores = self._motivated_forward(images)
+            clean_logits, scores = self._motivated_forward(images, grid)
         mixed = method.mix(images, draw, clean_logits, scores)
         if self.keep_mix_examples:  # methods that do not show their windows keep the latest example
-            step = position.step if position is not None else 0
-            example = method.example(images, labels, mixed, clean_logits, scores, step)
+            example = method.example(images, labels, mixed, clean_logits, scores, position.step)
             self.last_mix_example = example or self.last_mix_example
         with method.mixed_forward(self.probe, mixed):
             logits = classifier_logits(self.trainable_module, mixed.images, self.input_keyword)
         terms = method.losses(logits, labels, mixed, clean_logits, self.probe)
         self.last_method = method.name
+        self.clock.tick()
         return {"loss": method.weighted_loss(terms), "output": logits, **terms}
 
     @property
@@ -195,25 +263,35 @@ class SMMixTask(TrainingTask):
         """The names of every loss term a batch of this run can return (``loss_cls``, ``loss_fine``, ``loss_con``)."""
         return self.method.loss_terms
 
-    def _motivated_forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clean no-grad forward in eval mode: clean logits and the image attention scores (Eq. 6).
+    def _motivated_forward(self, images: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clean logits and window scores of ``images`` from :attr:`scorer` (by default the model's own
+        motivated forward: eval mode, ``no_grad``, Eq. 6)."""
+        return check_scores(self.scorer, images, grid, self.scorer(images, grid))
 
-        With a motivator (Tab. 9) the frozen motivator runs instead; its scores are resampled to the model's grid.
-        """
-        if self.motivator is not None:
-            return self.motivator(images, self.probe.token_grid((images.shape[-2], images.shape[-1])))
-        return self.probe.motivated_forward(images, self.trainable_module)
-
-    def _position(self) -> RunPosition | None:
-        if self.position is _UNSET:
-            if self.needs_position:
-                raise ValueError(
-                    "SMMixTask needs the run's position for the motivation warm-up / mix_off_epoch: call "
-                    "task.set_position(epoch, progress) before each training step (or set motivation_warmup_ratio=0 "
-                    "for the paper's schedule without a warm-up)."
-                )
-            return None
-        return self.position  # type: ignore[return-value]
+    def _checked_position(self) -> RunPosition:
+        """The next call's position, once it holds what the settings read; else a one-line error naming the ways
+        to give it."""
+        settings, position = self.settings, self.position
+        warmup = self.probe is not None and (
+            settings.motivation_warmup_epochs > 0 or settings.motivation_warmup_ratio > 0
+        )
+        reads_epoch = (warmup and settings.motivation_warmup_epochs > 0) or settings.mix_off_epoch is not None
+        reads_progress = warmup and settings.motivation_warmup_epochs <= 0
+        if reads_progress and "progress" not in self._told and self.clock.total_steps is None:
+            raise ValueError(
+                f"SMMixTask needs the run's length for the motivation warm-up (the first "
+                f"{settings.motivation_warmup_ratio:.0%} of the optimizer steps): give SMMixTask(..., total_steps=N) "
+                "(or task.set_run_length(total_steps=N)), or call task.set_position(progress=...) before each "
+                "training step; motivation_warmup_ratio=0 is the paper's schedule, without a warm-up."
+            )
+        if reads_epoch and "epoch" not in self._told and self.clock.steps_per_epoch is None:
+            reader = "mix_off_epoch" if settings.mix_off_epoch is not None else "motivation_warmup_epochs"
+            raise ValueError(
+                f"SMMixTask needs the epoch for {reader}: give SMMixTask(..., steps_per_epoch=len(loader)) (or "
+                "task.set_run_length(steps_per_epoch=...)), or call task.set_position(epoch=...) before each "
+                "training step."
+            )
+        return position
 
     def _check_batch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         """Refuse, in one line, a batch the step cannot train on (shapes and dtypes only: no device read)."""
@@ -269,32 +347,36 @@ class SMMixTask(TrainingTask):
         if self.probe is not None:
             self.probe.remove()
 
-    # ---- checkpoints: the draws resume exactly ----
+    # ---- checkpoints: the draws and the count resume exactly ----
 
     @property
     def draws(self) -> MixRandom:
         """The run's draw generators (``state_dict`` / ``load_state_dict``), e.g. for
-        ``accelerator.register_for_checkpointing(task.draws)``; ``task.state_dict()`` holds them too."""
+        ``accelerator.register_for_checkpointing(task.draws, task.clock)``; ``task.state_dict()`` holds them too."""
         return self.method.random
 
     def get_extra_state(self) -> dict[str, Any]:
-        """The draw generators, saved in ``task.state_dict()`` beside the model's weights."""
-        return self.method.state_dict()
+        """The draw generators and the count of training calls, saved in ``task.state_dict()`` beside the model's
+        weights."""
+        return {"draws": self.method.state_dict(), "clock": self.clock.state_dict()}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.method.load_state_dict(state)
+        self.method.load_state_dict(state["draws"])
+        self.clock.load_state_dict(state["clock"])
 
     def get_task_state(self, module: nn.Module | None = None, ema: bool = False) -> dict[str, Any]:
-        """timm's checkpoint hook: the draw generators (timm saves them as ``task_state``)."""
-        return {} if ema else {"smmix_draws": self.method.state_dict()}
+        """timm's checkpoint hook: the draw generators and the count (timm saves them as ``task_state``)."""
+        return {} if ema else {"smmix_draws": self.method.state_dict(), "smmix_clock": self.clock.state_dict()}
 
     def load_task_state(
         self, state: dict[str, Any] | None, strict: bool = True, module: nn.Module | None = None, ema: bool = False
     ) -> None:
         if ema:
             return
-        if state is None or "smmix_draws" not in state:
-            if strict:
-                raise KeyError("the checkpoint's task_state has no smmix_draws; the draws cannot resume exactly.")
-            return
-        self.method.load_state_dict(state["smmix_draws"])
+        missing = [key for key in ("smmix_draws", "smmix_clock") if state is None or key not in state]
+        if missing and strict:
+            raise KeyError(f"the checkpoint's task_state has no {' or '.join(missing)}; the run cannot resume exactly.")
+        if state is not None and "smmix_draws" in state:
+            self.method.load_state_dict(state["smmix_draws"])
+        if state is not None and "smmix_clock" in state:
+            self.clock.load_state_dict(state["smmix_clock"])

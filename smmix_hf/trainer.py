@@ -33,7 +33,8 @@ class SMMixTrainer(TrainerPrivateOverrides):
     Batches carry ``pixel_values`` and hard integer ``labels``. :meth:`compute_loss` calls the run's
     :class:`~smmix_hf.task.SMMixTask` (:attr:`task`), the same object a plain PyTorch, timm or Lightning loop
     calls: draw, motivated forward (Eq. 6), mixing (Eq. 7-8), mixed forward and losses (Eq. 9-14). The
-    trainer tells the task where the run is, logs its loss terms and checkpoints its draws.
+    trainer tells the task where the run is (:meth:`~smmix_hf.task.SMMixTask.set_position`), logs its loss terms and
+    checkpoints its draws.
 
     Evaluation is plain cross-entropy on clean images and reports ``top1`` / ``top5`` unless other
     ``compute_metrics`` are given. The loss terms and the share of batches per mix method are logged
@@ -104,7 +105,9 @@ class SMMixTrainer(TrainerPrivateOverrides):
         task = self.task
         if task.trainable_module is not model:  # the Trainer wraps the model (DDP, FSDP, compile) once it trains
             task.wrap(model)
-        task.position = RunPosition.of(self.state)
+        position = RunPosition.of(self.state)
+        if position is not None:  # the Trainer counts its run itself (optimizer steps, epochs, accumulation)
+            task.set_position(epoch=position.epoch, progress=position.progress, step=position.step)
         result = task(inputs["pixel_values"], inputs["labels"])
         loss = result["loss"]
         if model.training:
