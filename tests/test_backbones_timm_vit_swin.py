@@ -103,7 +103,7 @@ def smmix_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
     from smmix_hf.methods import MixSettings
     from smmix_hf.task import SMMixTask
 
-    settings = MixSettings(mixup_switch_prob=1.0, region_scale=(0.5, 0.5), motivation_warmup_ratio=0.0)
+    settings = MixSettings(mixup_switch_prob=1.0, region_scale_min=0.5, region_scale_max=0.5, motivation_warmup_ratio=0.0)
     task = SMMixTask(model, settings=settings, seed=0)
     model.train()
     out = task(images, labels)

@@ -83,7 +83,7 @@ def test_paper_recipe_as_written(name):
     assert (data_args.base_learning_rate, data_args.base_batch_size) == (5e-4, 512)
     assert args.num_train_epochs == 300 and args.weight_decay == 0.05 and args.per_device_train_batch_size == 128
     assert args.mix_method == "smmix" and args.mixup_switch_prob == 0.5 and args.mixup_alpha == 0.8
-    assert args.motivation_warmup_ratio == 0.0 and args.motivation_warmup_epochs is None  # the paper's schedule
+    assert args.motivation_warmup_ratio == 0.0 and args.motivation_warmup_epochs == 0.0  # the paper's schedule
     assert args.label_smoothing_factor == 0.1 and args.lr_scheduler_type.value == "cosine_with_min_lr"
     warmup_epochs = 20 if name.startswith("swin") else 5
     assert args.warmup_steps == pytest.approx(warmup_epochs / 300, abs=1e-6)

@@ -25,7 +25,7 @@ def sampler(seed: int = 0, **overrides) -> MixSwitch:
 
 @pytest.mark.parametrize("region_sampling", ["official", "continuous"])
 def test_tab8_full_range_keeps_one_token_on_each_side(region_sampling):
-    mix_sampler = sampler(region_scale=(0.0, 1.0), region_sampling=region_sampling)
+    mix_sampler = sampler(region_scale_min=0.0, region_scale_max=1.0, region_sampling=region_sampling)
     sizes = {mix_sampler.draw((64, 64), (4, 4)).region_size for _ in range(2000)}
     assert min(h * w for h, w in sizes) >= 1 and max(h * w for h, w in sizes) <= 15
     # δ = 0 floors to 0 tokens and is raised to 1; only the official draw reaches side 4, which leaves one row

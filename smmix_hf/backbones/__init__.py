@@ -7,7 +7,8 @@ To add a family, add one module here and import it below (docs/backbones.md, "Ad
 
 # isort: off
 # Registration order is the order of the families in messages and in the --model help.
-from smmix_hf.backbones import vit, swin, pvt, beit, timm_cait, timm_pvt_v2, timm_vit, timm_swin
+# The generic timm path (timm_attention) is every other timm family's fallback: it defers to those with a file.
+from smmix_hf.backbones import vit, swin, pvt, beit, timm_cait, timm_pvt_v2, timm_swin, timm_vit, timm_attention
 
 # isort: on
 from smmix_hf.backbones.base import (
@@ -36,6 +37,7 @@ __all__ = [
     "registered_backbones",
     "resolve_model_name",
     "swin",
+    "timm_attention",
     "timm_cait",
     "timm_pvt_v2",
     "timm_swin",

@@ -84,5 +84,6 @@ def build_analysis_method(
 ) -> MixMethod:
     """One of :data:`ANALYSIS_METHODS`, as training draws it but without Mixup batches in between."""
     _check_name("method", name, ANALYSIS_METHODS)
-    settings = MixSettings(mix_method=name, region_scale=region_scale, cutmix_alpha=cutmix_alpha)
+    low, high = region_scale
+    settings = MixSettings(mix_method=name, region_scale_min=low, region_scale_max=high, cutmix_alpha=cutmix_alpha)
     return _build(name, settings, MixRandom(seed))

@@ -26,90 +26,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from smmix_hf.draws import MixRandom
+from smmix_hf.settings import DEFAULT_MOTIVATION_WARMUP_RATIO, MixSettings
 
 if TYPE_CHECKING:
     from smmix_hf.backbones.probe import SMMixProbe
     from smmix_hf.mix_examples import MixExample
     from smmix_hf.mixing import MixedBatch, SMMixResult
 
-__all__ = ["LabelReweighting", "MixDraw", "MixMethod", "MixSettings", "Mixed", "RunPosition"]
-
-
-# The share of a run's optimizer steps that SMMix trains without its own attention or L_con before its own
-# attention places the windows, when neither ``motivation_warmup_ratio`` nor ``motivation_warmup_epochs`` is
-# given and no trained motivator places them. docs/evidence.md measures it against 0, the paper's
-# schedule, on local-object data.
-DEFAULT_MOTIVATION_WARMUP_RATIO = 0.25
-
-
-@dataclass(frozen=True)
-class MixSettings:
-    """Every knob of the mixing methods, with the paper's defaults except the motivation warm-up (the first
-    ``DEFAULT_MOTIVATION_WARMUP_RATIO`` of the steps; 0 gives the paper's schedule); ``SMMixConfig`` documents
-    each field.
-
-    Parameters that choose the method: ``mix_method``, ``mixup_switch_prob``, ``mix_prob``, ``mix_off_epoch``.
-    Parameters of the draws: ``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``region_scale``,
-    ``region_sampling``. Parameters of SMMix's windows and losses: ``max_min_regions``,
-    ``motivation_warmup_ratio`` / ``motivation_warmup_epochs`` / ``motivation_warmup_mixing``, the three loss
-    weights, ``consistency_target``, ``region_head``, ``label_smoothing`` (in every soft target) and
-    ``label_reweighting``.
-    """
-
-    mix_method: str = "smmix"
-    mixup_switch_prob: float = 0.5
-    mix_prob: float = 1.0
-    mix_off_epoch: float | None = None
-    mixup_alpha: float = 0.8
-    cutmix_alpha: float = 1.0
-    cutmix_minmax: tuple[float, float] | None = None
-    region_scale: tuple[float, float] = (0.25, 0.75)
-    region_sampling: str = "official"
-    max_min_regions: bool = True
-    motivation_warmup_ratio: float = DEFAULT_MOTIVATION_WARMUP_RATIO
-    motivation_warmup_epochs: float = 0.0
-    motivation_warmup_mixing: str = "cutmix_then_random_windows"
-    cls_loss_weight: float = 1.0
-    fine_loss_weight: float = 1.0
-    consistency_loss_weight: float = 1.0
-    consistency_target: str = "logits"
-    region_head: str = "shared"
-    label_smoothing: float = 0.1
-    label_reweighting: str = "none"
-
-    @classmethod
-    def from_config(cls, args: Any, *, motivator_given: bool = False) -> MixSettings:
-        """The settings of an ``SMMixConfig``, with the motivation warm-up resolved: ``motivation_warmup_epochs``
-        when above 0, else ``motivation_warmup_ratio``; when neither is given,
-        ``DEFAULT_MOTIVATION_WARMUP_RATIO``, or no warm-up if ``motivator_given`` (a trained motivator places
-        the windows, Tab. 9)."""
-        warmup_epochs = args.motivation_warmup_epochs or 0.0
-        warmup_ratio = args.motivation_warmup_ratio
-        if warmup_ratio is None:
-            unset = args.motivation_warmup_epochs is None
-            warmup_ratio = DEFAULT_MOTIVATION_WARMUP_RATIO if unset and not motivator_given else 0.0
-        return cls(
-            mix_method=args.mix_method,
-            mixup_switch_prob=args.mixup_switch_prob,
-            mix_prob=args.mix_prob,
-            mix_off_epoch=args.mix_off_epoch,
-            mixup_alpha=args.mixup_alpha,
-            cutmix_alpha=args.cutmix_alpha,
-            cutmix_minmax=tuple(args.cutmix_minmax) if args.cutmix_minmax else None,
-            region_scale=args.region_scale,
-            region_sampling=args.region_sampling,
-            max_min_regions=args.max_min_regions,
-            motivation_warmup_ratio=0.0 if warmup_epochs > 0 else warmup_ratio,
-            motivation_warmup_epochs=warmup_epochs,
-            motivation_warmup_mixing=args.motivation_warmup_mixing,
-            cls_loss_weight=args.cls_loss_weight,
-            fine_loss_weight=args.fine_loss_weight,
-            consistency_loss_weight=args.consistency_loss_weight,
-            consistency_target=args.consistency_target,
-            region_head=args.region_head,
-            label_smoothing=args.label_smoothing_factor,
-            label_reweighting=args.label_reweighting,
-        )
+__all__ = [
+    "DEFAULT_MOTIVATION_WARMUP_RATIO",
+    "LabelReweighting",
+    "MixDraw",
+    "MixMethod",
+    "MixSettings",
+    "Mixed",
+    "RunPosition",
+]
 
 
 @dataclass(frozen=True)
