@@ -148,6 +148,14 @@ class Backbone(abc.ABC):
         """The image tokens ``[B, N, D]`` of the final sequence, prefix tokens removed."""
         return sequence[:, self.num_prefix_tokens :]
 
+    def attach(self) -> None:
+        """Called once by the probe that reads this model, before its hooks go on (default: nothing)."""
+        return None
+
+    def release(self) -> None:
+        """Called when that probe is removed: undo :meth:`attach` (default: nothing)."""
+        return None
+
     def motivated_forward_context(self) -> AbstractContextManager[None]:
         """Entered around the motivated forward only: what the model must do differently for
         :meth:`attention_capture_modules` to see the last block's attention (default: nothing). timm's generic

@@ -58,6 +58,7 @@ class SMMixProbe:
         self.model = model
         self.backbone: Backbone = backbone_for(model)
         self.input_keyword = input_keyword(model)
+        self.backbone.attach()
         if separate_region_head:
             attach_region_head(model, self.backbone.classifier())
         self.scores: torch.Tensor | None = None
@@ -117,6 +118,8 @@ class SMMixProbe:
         """Detach every hook from the model."""
         for handle in self._handles:
             handle.remove()
+        if self._handles:
+            self.backbone.release()
         self._handles.clear()
 
     @contextmanager
