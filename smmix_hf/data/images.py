@@ -19,7 +19,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["DECODE_ERRORS", "ImageDecodeError", "SkipCounter", "decode_image", "image_source_name", "to_rgb"]
+__all__ = [
+    "DECODE_ERRORS",
+    "ImageDecodeError",
+    "SkipCounter",
+    "decode_image",
+    "image_source_name",
+    "report_undecodable",
+    "to_rgb",
+]
 
 logger = logging.getLogger("smmix_hf")
 
@@ -151,13 +159,20 @@ def decode_image(
     try:
         return to_rgb(_open(value))
     except DECODE_ERRORS as error:
-        where = image_source_name(value, shard)
-        if strict:
-            raise ImageDecodeError(
-                f"cannot decode image {where} ({type(error).__name__}: {error}); remove or replace the file, "
-                "or drop --strict_images to skip and count such files."
-            ) from error
-        if counter is not None:
-            counter.add()
-        logger.warning("skipped image %s: it does not decode (%s: %s)", where, type(error).__name__, error)
+        report_undecodable(value, error, strict=strict, counter=counter, shard=shard)
         return None
+
+
+def report_undecodable(
+    value: Any, error: BaseException, *, strict: bool, counter: SkipCounter | None, shard: str | None
+) -> None:
+    """Count and log an image that did not decode, or, with ``strict``, raise :class:`ImageDecodeError`."""
+    where = image_source_name(value, shard)
+    if strict:
+        raise ImageDecodeError(
+            f"cannot decode image {where} ({type(error).__name__}: {error}); remove or replace the file, "
+            "or drop --strict_images to skip and count such files."
+        ) from error
+    if counter is not None:
+        counter.add()
+    logger.warning("skipped image %s: it does not decode (%s: %s)", where, type(error).__name__, error)

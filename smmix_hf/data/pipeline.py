@@ -19,6 +19,7 @@ from smmix_hf.data.arguments import DataArguments
 from smmix_hf.data.class_subset import read_class_subset, subset_topk_ids
 from smmix_hf.data.images import SkipCounter
 from smmix_hf.data.seeded import SeededExampleTransform, SeededSamples, SetEpochCallback
+from smmix_hf.data.seeded_rows import make_seeded_row_transform
 from smmix_hf.data.skipped import SkippedImagesCallback
 from smmix_hf.data.sources import ImageSplits, check_labels
 from smmix_hf.data.streaming import plan_streaming, shuffle_stream
@@ -29,6 +30,7 @@ from smmix_hf.data.transforms import (
     make_example_transform,
     settings_from_image_processor,
 )
+from smmix_hf.data.uint8_transform import Uint8TrainTransform
 from smmix_hf.evaluation import compute_topk_metrics
 
 __all__ = ["PreparedData", "prepare_datasets", "transform_settings"]
@@ -69,7 +71,7 @@ class PreparedData:
 
 def prepare_datasets(
     splits: ImageSplits,
-    train_transform: ImageTransform | None,
+    train_transform: ImageTransform | Uint8TrainTransform | None,
     eval_transform: ImageTransform,
     data_args: DataArguments,
     args: SMMixConfig,
@@ -102,17 +104,27 @@ def prepare_datasets(
     if splits.train is not None and train_transform is not None:
         train_counter = SkipCounter("training")
         options = {"counter": train_counter, "num_labels": num_labels, **columns}
+        takes_seed = bool(getattr(train_transform, "takes_seed", False))
         if isinstance(splits.train, datasets.IterableDataset):
             readers = args.world_size * max(1, args.dataloader_num_workers)
             stream = shuffle_stream(splits.train, args.seed, data_args.shuffle_buffer_size, readers)
+            example_transform = (
+                make_seeded_row_transform(train_transform, **options)  # type: ignore[arg-type]
+                if takes_seed
+                else make_example_transform(train_transform, **options)
+            )
             transform = SeededExampleTransform(
-                make_example_transform(train_transform, **options), args.seed, data_args.image_column_name
+                example_transform, args.seed, data_args.image_column_name, takes_seed=takes_seed
             )
             prepared.train = stream.map(transform, remove_columns=stream.column_names)
             prepared.callbacks.append(SetEpochCallback(transform))
             prepared.max_steps = plan_streaming(
                 args, data_args, prepared.train, splits.num_train_examples, splits.size_source
             )
+        elif takes_seed:  # stored rows; the transform decodes and draws for itself
+            row_transform = make_seeded_row_transform(train_transform, **options)  # type: ignore[arg-type]
+            prepared.train = SeededSamples(splits.train, seed=args.seed, transform=row_transform)
+            prepared.callbacks.append(SetEpochCallback(prepared.train))
         else:
             splits.train.set_transform(make_batch_transform(train_transform, **options))
             prepared.train = SeededSamples(splits.train, seed=args.seed)

@@ -60,18 +60,35 @@ class _SharedEpoch:
 
 
 class SeededSamples(_SharedEpoch, torch.utils.data.Dataset):
-    """Wraps a map-style dataset; sample ``i`` of epoch ``e`` is transformed under the seed ``(seed, e, i)``."""
+    """Wraps a map-style dataset; sample ``i`` of epoch ``e`` is transformed under the seed ``(seed, e, i)``.
 
-    def __init__(self, dataset: Sized, seed: int) -> None:
+    Without ``transform`` the dataset transforms its rows itself (``set_transform``) while the process-wide
+    generators are seeded with the sample's seed and restored afterwards (:func:`seeded_random`). With
+    ``transform`` (``row, seed -> row``) the dataset gives its stored rows and ``transform`` draws from
+    generators of its own, which leaves the process-wide ones alone and costs no saving and restoring.
+    """
+
+    def __init__(
+        self,
+        dataset: Sized,
+        seed: int,
+        transform: Callable[[Mapping[str, Any], int], dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__()
         self.dataset = dataset
         self.seed = seed
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def sample_seed(self, index: int) -> int:
+        return hash((self.seed, self.epoch, int(index))) & 0xFFFF_FFFF
+
     def __getitem__(self, index: int) -> Any:
-        with seeded_random(hash((self.seed, self.epoch, int(index))) & 0xFFFF_FFFF):
+        if self.transform is not None:
+            return self.transform(self.dataset[index], self.sample_seed(index))
+        with seeded_random(self.sample_seed(index)):
             return self.dataset[index]
 
 
@@ -79,14 +96,18 @@ class SeededExampleTransform(_SharedEpoch):
     """A per-example transform for ``IterableDataset.map`` that runs under the seed ``(seed, epoch, image)``.
 
     ``image`` is a digest of the example's encoded image bytes, or of its path when the bytes are not
-    stored. Two identical images get the same augmentation within an epoch, which is harmless.
+    stored. Two identical images get the same augmentation within an epoch, which is harmless. With
+    ``takes_seed`` the transform is called as ``transform(example, seed)`` and seeds its own generators.
     """
 
-    def __init__(self, transform: Callable[[Mapping[str, Any]], dict[str, Any]], seed: int, image_column: str) -> None:
+    def __init__(
+        self, transform: Callable[..., dict[str, Any]], seed: int, image_column: str, takes_seed: bool = False
+    ) -> None:
         super().__init__()
         self.transform = transform
         self.seed = seed
         self.image_column = image_column
+        self.takes_seed = takes_seed  # transform(example, seed), drawing from generators of its own
 
     def example_seed(self, example: Mapping[str, Any]) -> int:
         image = example.get(self.image_column)
@@ -102,6 +123,8 @@ class SeededExampleTransform(_SharedEpoch):
         return int.from_bytes(digest, "little") & 0xFFFF_FFFF
 
     def __call__(self, example: Mapping[str, Any]) -> dict[str, Any]:
+        if self.takes_seed:
+            return self.transform(example, self.example_seed(example))
         with seeded_random(self.example_seed(example)):
             return self.transform(example)
 

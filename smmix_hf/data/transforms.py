@@ -419,6 +419,9 @@ def make_example_transform(
 def collate_image_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack rows into ``{"pixel_values": float [B, 3, H, W], "labels": long [B]}``.
 
+    Rows of uint8 images (:class:`~smmix_hf.data.uint8_transform.Uint8TrainTransform`) stay uint8, with their
+    erase boxes, noise seeds and statistics beside them, for :func:`~smmix_hf.data.device_batch.finish_pixels`.
+
     Rows whose image did not decode (``pixel_values`` is None) are left out; they were counted and
     named in a warning when they were read. In a DataLoader worker the images are stacked straight into
     shared memory (``default_collate``), which saves a copy on the way to the training process.
@@ -431,6 +434,15 @@ def collate_image_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tenso
             f"none of the {len(examples)} images of a batch decodes; the warnings above name the files. "
             "Check the image column (--image_column_name) and the files."
         )
-    pixel_values = default_collate([torch.as_tensor(example["pixel_values"]) for example in kept]).float()
+    pixel_values = default_collate([torch.as_tensor(example["pixel_values"]) for example in kept])
     labels = torch.tensor([int(example["labels"]) for example in kept], dtype=torch.long)
-    return {"pixel_values": pixel_values, "labels": labels}
+    if pixel_values.dtype != torch.uint8 or "pixel_mean" not in kept[0]:
+        return {"pixel_values": pixel_values.float(), "labels": labels}
+    # A uint8 batch (Uint8TrainTransform) carries what finish_pixels needs on the device, one row per sample.
+    batch = {"pixel_values": pixel_values, "labels": labels}
+    batch["erase_boxes"] = torch.stack([torch.as_tensor(example["erase_boxes"]) for example in kept])
+    for key, dtype in (("erase_seed", torch.int64), ("erase_mode", torch.int64)):
+        batch[key] = torch.tensor([int(example[key]) for example in kept], dtype=dtype)
+    for key in ("pixel_mean", "pixel_std"):
+        batch[key] = torch.tensor([list(example[key]) for example in kept], dtype=torch.float32)
+    return batch
