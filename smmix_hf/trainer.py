@@ -14,6 +14,7 @@ from smmix_hf._compat import TrainerPrivateOverrides
 from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.backbones.region_head import save_region_head
 from smmix_hf.config import SMMixConfig
+from smmix_hf.data.device_batch import finish_pixels
 from smmix_hf.evaluation import compute_topk_metrics, preprocess_logits_for_metrics
 from smmix_hf.methods import MixMethod, MixSettings, RunPosition
 from smmix_hf.mix_examples import MixExample, MixExamplesCallback
@@ -108,7 +109,7 @@ class SMMixTrainer(TrainerPrivateOverrides):
         position = RunPosition.of(self.state)
         if position is not None:  # the Trainer counts its run itself (optimizer steps, epochs, accumulation)
             task.set_position(epoch=position.epoch, progress=position.progress, step=position.step)
-        result = task(inputs["pixel_values"], inputs["labels"])
+        result = task(finish_pixels(inputs), inputs["labels"])  # uint8 batches: normalised and erased here
         loss = result["loss"]
         if model.training:
             self.term_log.record(task.last_method, {name: result[name] for name in task.loss_terms if name in result})
