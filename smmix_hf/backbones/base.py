@@ -403,21 +403,29 @@ def backbone_for(model: nn.Module) -> Backbone:
     timm_families = [family for family in _REGISTRY.values() if issubclass(family, TimmBackbone)]
     timm_names = ", ".join(family.name for family in timm_families)
     timm_classes = ", ".join(name for family in timm_families for name in family.timm_classes)
-    model_types = ", ".join(family.name for family in _REGISTRY.values() if not issubclass(family, TimmBackbone))
+    model_types = ", ".join(
+        family.name
+        for family in _REGISTRY.values()
+        if not issubclass(family, TimmBackbone) and not getattr(family, "fallback", False)
+    )
+    see = "see docs/backbones.md for the models that work"
     module = timm_module_of(model)
     if module is not None:
         what = f"{'wrapped ' if module is not model else ''}{type(module).__name__}"
         raise ValueError(
             f"SMMix does not support the timm architecture {timm_architecture(model)!r} ({what}); "
-            f"supported timm families: {timm_names} (timm classes {timm_classes})."
+            f"supported timm families: {timm_names} (timm classes {timm_classes}); SMMix looked for a last attention "
+            f"block (blocks[-1].attn) with fused_attn and attn_drop, and found none; {see}."
         )
     if config is None:
         raise ValueError(
             f"SMMix cannot read the attention of {type(model).__name__}: supported are transformers image "
             f"classifiers (model types {model_types}) and timm models ({timm_classes}), raw or in "
-            "TimmWrapperForImageClassification."
+            f"TimmWrapperForImageClassification; {see}."
         )
     raise ValueError(
         f"SMMix does not support model_type {model_type!r} ({type(model).__name__}); "
-        f"supported model types: {model_types} (timm_wrapper: {timm_names})."
+        f"supported model types: {model_types} (timm_wrapper: {timm_names}), and any transformers image classifier "
+        f"on the attention interface: SMMix looked for _supports_attention_backend = True on "
+        f"{type(model).__name__}, and it is not there; {see}."
     )

@@ -11,7 +11,9 @@ Conventions (Chen et al., ICCV 2023, and github.com/ChenMnZ/SMMix):
   window in row-major order wins ties; λ = hw/N is the source's share;
 - Eq. 9: L_cls = CE(z_mixed, λ·y_src + (1-λ)·y_tgt);
 - Eq. 10-13: L_fine = ½ (CE(head(mean inside) , y_src) + CE(head(mean outside), y_tgt)), where head is what
-  the model applies to its own pooled feature (the classifier; for BEiT its pooler's norm, then the classifier);
+  the model applies to its own pooled feature (the classifier; for BEiT its pooler's norm, then the classifier;
+  DINOv2's classifier reads ``cat(class token, mean of the patch tokens)``, so a region mean r goes in as
+  ``cat(r, r)``);
 - Eq. 14: L_con = KL(softmax(λ·z_src + (1-λ)·z_tgt) ‖ softmax(z_mixed)), batch mean;
 - every CE uses label-smoothed targets ``(1-ε)·onehot + ε/C``.
 """
@@ -26,8 +28,31 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# model_type -> number of prefix tokens in its final sequence
-PREFIX_TOKENS = {"vit": 1, "deit": 2, "swin": 0, "pvt": 1, "beit": 1}
+# model_type -> number of prefix tokens in its final sequence, as each model's embeddings build it in transformers:
+# a class token (ViT, BEiT, PVT's last stage, DINOv2, ViT-MSN; CLIP's ``class_embedding``), DeiT's class and
+# distillation tokens, none for Swin, IJEPA and SigLIP. DINOv2 with registers puts ``num_register_tokens`` register
+# tokens after its class token (:func:`prefix_tokens`).
+PREFIX_TOKENS = {
+    "vit": 1,
+    "deit": 2,
+    "swin": 0,
+    "pvt": 1,
+    "beit": 1,
+    "dinov2": 1,
+    "dinov2_with_registers": 1,
+    "vit_msn": 1,
+    "ijepa": 0,
+    "siglip": 0,
+    "clip": 1,
+}
+# Two-tower models keep the image encoder's shape in ``vision_config``.
+TWO_TOWER = ("siglip", "clip")
+
+
+def prefix_tokens(config) -> int:
+    """Tokens in front of the image tokens: :data:`PREFIX_TOKENS`, plus DINOv2's register tokens."""
+    registers = config.num_register_tokens if config.model_type == "dinov2_with_registers" else 0
+    return PREFIX_TOKENS[config.model_type] + registers
 
 
 def eager_copy(model: nn.Module) -> nn.Module:
@@ -38,14 +63,19 @@ def eager_copy(model: nn.Module) -> nn.Module:
 
 
 def backbone_of(model: nn.Module) -> nn.Module:
-    return getattr(model, model.base_model_prefix)
+    """The encoder: the classifier's one child that is not ``classifier`` (``vit``, ``dinov2``, SigLIP's and CLIP's
+    ``vision_model`` ...)."""
+    (encoder,) = [child for name, child in model.named_children() if name != "classifier"]
+    return encoder
 
 
 def token_grid_of(model: nn.Module, image_size: int) -> tuple[int, int]:
     """The final token grid, read off an actual forward (no formulas shared with the package)."""
     config = model.config
-    if config.model_type in ("vit", "deit", "beit"):
+    if config.model_type in ("vit", "deit", "beit", "dinov2", "dinov2_with_registers", "vit_msn", "ijepa"):
         side = image_size // config.patch_size
+    elif config.model_type in TWO_TOWER:
+        side = image_size // config.vision_config.patch_size
     elif config.model_type == "swin":
         side = image_size // (config.patch_size * 2 ** (len(config.depths) - 1))
     elif config.model_type == "pvt":
@@ -81,7 +111,7 @@ def last_block_attention_scores(model: nn.Module, images: torch.Tensor) -> tuple
                     row, col = top + k // window, left + k % window
                     scores[b, (row + shift) % gh, (col + shift) % gw] = received[k]
     else:
-        prefix = PREFIX_TOKENS[config.model_type]
+        prefix = prefix_tokens(config)
         for b in range(batch):
             image_block = attention[b, :, prefix:, prefix:]
             received = image_block.mean(dim=0).mean(dim=0)
@@ -143,7 +173,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def final_tokens(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The image tokens after the final norm ``[B, N, D]``, from the training-mode model."""
     sequence = backbone_of(model)(pixel_values=images).last_hidden_state
-    return sequence[:, PREFIX_TOKENS[model.config.model_type] :]
+    return sequence[:, prefix_tokens(model.config) :]
 
 
 def region_head(model: nn.Module, linear: nn.Module | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -151,12 +181,16 @@ def region_head(model: nn.Module, linear: nn.Module | None = None) -> Callable[[
     with ``linear`` (the official code's second head) in place of the classifier when given.
 
     BEiT with mean pooling (``BeitPooler``) normalises the mean of the patch tokens with the pooler's layer
-    norm before the classifier; the other models feed the pooled feature to the classifier directly.
+    norm before the classifier. DINOv2 (with or without registers) feeds ``cat(class token, patch mean)``: a region
+    mean r stands in for both, ``cat(r, r)``. The other models feed the pooled feature to the classifier directly:
+    the class token (ViT, DeiT, ViT-MSN, PVT) or the mean of the patch tokens (IJEPA, SigLIP, CLIP, Swin).
     """
     classifier = model.classifier if linear is None else linear
     pooler_norm = getattr(getattr(backbone_of(model), "pooler", None), "layernorm", None)
     if model.config.model_type == "beit" and pooler_norm is not None:
         return lambda feature: classifier(pooler_norm(feature))
+    if model.config.model_type in ("dinov2", "dinov2_with_registers"):
+        return lambda feature: classifier(torch.cat((feature, feature), dim=-1))
     return classifier
 
 
