@@ -80,10 +80,12 @@ def test_a_plain_loop_equals_the_trainer_step_for_step_warm_up_included(make_con
     assert "smmix" in methods and "mixup" in methods, methods
 
     loop_model.train()
-    task = SMMixTask(loop_model, MixSettings.from_config(args), seed=args.seed)
+    # The task counts its own place: no position call, the same warm-up as the Trainer's.
+    task = SMMixTask(
+        loop_model, MixSettings.from_config(args), seed=args.seed, total_steps=STEPS, steps_per_epoch=STEPS
+    )
     loop_optimizer = torch.optim.SGD(loop_model.parameters(), lr=0.05)
     for step, (images, labels, expected, method) in enumerate(seen):
-        task.set_position(epoch=step / STEPS, progress=step / STEPS, step=step + 1)
         result = task(images, labels)
         assert task.last_method == method
         assert result.keys() == expected.keys(), step
@@ -180,16 +182,24 @@ def test_eval_mode_is_plain_cross_entropy_on_clean_images():
     assert set(result) == {"loss", "output"}
 
 
-def test_the_warm_up_needs_the_run_position_and_says_how_to_give_it():
+def test_the_warm_up_needs_the_run_length_or_a_position_and_says_both_in_one_line():
     task = SMMixTask(tiny_vit())  # default settings: a warm-up over the first 25% of the steps
     images, labels = digit_batches(1)[0]
-    with pytest.raises(ValueError, match=r"call task.set_position\(epoch, progress\) before each training step"):
+    with pytest.raises(ValueError) as error:
         task(images, labels)
-    task.set_position(epoch=0.0, progress=0.0)
+    assert "total_steps=N" in one_line(error) and "task.set_position(progress=...)" in one_line(error)
+    task.set_position(progress=0.0)
     assert task(images, labels)["loss"].isfinite()
+    by_epochs = SMMixTask(tiny_vit(), MixSettings(motivation_warmup_epochs=1.0), total_steps=10)
+    with pytest.raises(ValueError) as error:
+        by_epochs(images, labels)
+    assert "steps_per_epoch=len(loader)" in one_line(error) and "task.set_position(epoch=...)" in one_line(error)
     with pytest.raises(ValueError, match="progress is the share of the run's steps done, in \\[0, 1\\]; got 3"):
-        task.set_position(epoch=1.0, progress=3)
-    assert not SMMixTask(tiny_vit(), MixSettings(motivation_warmup_ratio=0.0)).needs_position
+        task.set_position(progress=3)
+    with pytest.raises(ValueError, match="total_steps must be a whole number >= 1; got 0"):
+        SMMixTask(tiny_vit(), total_steps=0)
+    # the paper's schedule reads no position
+    assert SMMixTask(tiny_vit(), MixSettings(motivation_warmup_ratio=0.0))(images, labels)["loss"].isfinite()
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -223,3 +233,31 @@ def test_bad_use_gets_one_line_that_says_what_to_do():
     # A method that needs no attention trains any classifier, e.g. a ResNet with CutMix.
     cutmix = SMMixTask(resnet, MixSettings(mix_method="cutmix"))
     assert cutmix.probe is None and cutmix(images, labels)["loss"].isfinite()
+
+
+@pytest.mark.parametrize("switch_prob", [1.0, 0.0], ids=["smmix", "mixup"])
+def test_output_is_the_mixed_forwards_logits(switch_prob):
+    """Loops compute their training metrics from ``output``: it is what the model returned for the mixed images
+    (the second of SMMix's two forwards), not the clean logits of the motivated forward."""
+    torch.manual_seed(0)
+    model = tiny_vit()
+    task = SMMixTask(model, MixSettings(mixup_switch_prob=switch_prob, motivation_warmup_ratio=0.0))
+    task.keep_mix_examples = True
+    calls: list[tuple[torch.Tensor, torch.Tensor, bool]] = []
+    model.register_forward_hook(
+        lambda module, args, kwargs, output: calls.append(
+            (kwargs["pixel_values"].clone(), output.logits.detach().clone(), module.training)
+        ),
+        with_kwargs=True,
+    )
+    images, labels = digit_batches(1)[0]
+    result = task(images, labels)
+    mixed_images, mixed_logits, training = calls[-1]
+    assert training and len(calls) == (2 if switch_prob else 1)
+    assert torch.equal(result["output"], mixed_logits)
+    assert not torch.equal(mixed_images, images)
+    if switch_prob:  # the images the mixed forward saw are the mixed batch the example shows
+        torch.testing.assert_close(mixed_images, task.last_mix_example.mixed)
+        assert not torch.allclose(result["output"], calls[0][1])
+    with torch.no_grad():  # and the model itself gives those logits for those images
+        torch.testing.assert_close(result["output"].detach(), model(pixel_values=mixed_images).logits)
