@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -63,6 +63,8 @@ class TransformersAttentionBackbone(Backbone):
 
     name = "transformers"
     num_prefix_tokens = 0  # the class default; an instance reads the model's embeddings
+    fallback: ClassVar[bool] = True
+    """Matched after the hand-wired transformers families; not a ``model_type`` of its own in messages."""
 
     def __init__(self, model: nn.Module) -> None:
         require_classifier(model, type(model).__name__)
@@ -82,6 +84,18 @@ class TransformersAttentionBackbone(Backbone):
     @classmethod
     def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
         return None
+
+    @classmethod
+    def tiny_config(cls, **overrides: object) -> PretrainedConfig:
+        """DINOv2 with four registers (two layers, width 32, patch 8 on 32 px, 10 classes): the generic path's
+        prefix tokens, its last-layer capture and a head that reads ``cat(class token, patch mean)`` at once."""
+        from transformers import Dinov2WithRegistersConfig
+
+        shape = dict(
+            image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            mlp_ratio=2, num_register_tokens=4, num_labels=10,
+        )  # fmt: skip
+        return Dinov2WithRegistersConfig(**{**shape, **overrides})
 
     # ---- reading the model ----
 
