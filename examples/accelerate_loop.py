@@ -58,11 +58,12 @@ def main() -> None:
     task = SMMixTask(model, MixSettings())  # before prepare(): the task hooks the model itself
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     task.wrap(model)  # forwards go through the DDP / FSDP wrapper
-    accelerator.register_for_checkpointing(task.draws)  # SMMix's draws resume exactly
+    accelerator.register_for_checkpointing(task.draws, task.clock)  # SMMix's draws and its count resume exactly
     # --8<-- [end:task]
 
     steps_per_epoch = len(loader)  # batches per process
     total_steps = args.epochs * steps_per_epoch
+    task.set_run_length(total_steps=total_steps, steps_per_epoch=steps_per_epoch)  # the task counts its own calls
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     accelerator.register_for_checkpointing(scheduler)
 
@@ -78,11 +79,9 @@ def main() -> None:
         model.train()
         loader.set_epoch(epoch)
         for index, (images, labels) in enumerate(loader):
-            step = epoch * steps_per_epoch + index
-            if step == args.kill_at_step:
+            if epoch * steps_per_epoch + index == args.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
             # --8<-- [start:step]
-            task.set_position(epoch + index / steps_per_epoch, step / total_steps, step + 1)
             result = task(images, labels)  # {"loss", "output", "loss_cls", "loss_fine", "loss_con"}
             accelerator.backward(result["loss"])
             optimizer.step()

@@ -26,10 +26,14 @@ class SMMixClassifier(L.LightningModule):
         super().__init__()
         self.task = SMMixTask(model, MixSettings())
 
+    def on_fit_start(self) -> None:  # the run's length, once: the task counts its own steps from here
+        self.task.set_run_length(
+            total_steps=self.trainer.estimated_stepping_batches,
+            steps_per_epoch=self.trainer.num_training_batches,
+            accumulation_steps=self.trainer.accumulate_grad_batches,
+        )
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        trainer = self.trainer
-        epoch = trainer.current_epoch + batch_idx / trainer.num_training_batches
-        self.task.set_position(epoch, self.global_step / trainer.estimated_stepping_batches, self.global_step + 1)
         result = self.task(*batch)
         self.log_dict({name: value for name, value in result.items() if name.startswith("loss")}, sync_dist=True)
         return result["loss"]

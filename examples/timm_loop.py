@@ -50,22 +50,25 @@ def main() -> None:
     # A trained motivator would come from a checkpoint (Tab. 9); a frozen copy shows where it lives.
     motivator = copy.deepcopy(model) if args.motivator else None
 
-    # --8<-- [start:task]
-    task = SMMixTask(model, MixSettings(), motivator=motivator)
-    if distributed:
-        task.prepare_distributed(device_ids=[device.index] if device.type == "cuda" else None)
-    # --8<-- [end:task]
-
     train = digits_tensors("train")
     if args.max_train_images:
         train = torch.utils.data.Subset(train, range(args.max_train_images))
     sampler = DistributedSampler(train, seed=0, drop_last=True) if distributed else None
     loader = DataLoader(train, args.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True)
+
+    # --8<-- [start:task]
+    # The task counts its own calls: the warm-up reads the share of total_steps done, mix_off_epoch the epoch.
+    task = SMMixTask(
+        model, MixSettings(), motivator=motivator, total_steps=args.epochs * len(loader), steps_per_epoch=len(loader)
+    )
+    if distributed:
+        task.prepare_distributed(device_ids=[device.index] if device.type == "cuda" else None)
+    # --8<-- [end:task]
+
     optimizer = create_optimizer_v2(model, opt="adamw", lr=1e-3, weight_decay=0.05)
     scheduler, num_epochs = create_scheduler_v2(
         optimizer, sched="cosine", num_epochs=args.epochs, warmup_epochs=1, updates_per_epoch=len(loader)
     )
-    total_steps = num_epochs * len(loader)
 
     for epoch in range(num_epochs):
         task.train()
@@ -75,7 +78,6 @@ def main() -> None:
             step = epoch * len(loader) + index
             images, labels = images.to(device), labels.to(device)
             # --8<-- [start:step]
-            task.set_position(epoch + index / len(loader), step / total_steps, step + 1)
             result = task(images, labels)
             optimizer.zero_grad()
             result["loss"].backward()
