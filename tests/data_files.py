@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 from PIL import Image
 
@@ -90,3 +91,24 @@ def single_intra_op_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def imagenet_like_image(rng: np.random.Generator, size: tuple[int, int] = (500, 375)) -> Image.Image:
+    """An image shaped like an ImageNet photograph: a smooth colour field with edges, fine texture and noise."""
+    width, height = size
+    coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    detail = Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    pixels = 0.7 * np.asarray(coarse, dtype=np.float32) + 0.3 * np.asarray(detail, dtype=np.float32)
+    pixels += rng.normal(0.0, 16.0, (height, width, 1)).astype(np.float32)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def imagenet_like_jpeg(rng: np.random.Generator, size: tuple[int, int] = (500, 375), quality: int = 90) -> bytes:
+    """:func:`imagenet_like_image` as a JPEG (quality 90 by default, about 106 KiB at 500x375)."""
+    return jpeg_bytes(imagenet_like_image(rng, size), quality)
