@@ -49,6 +49,7 @@ TESTS = tuple(
         "tests/test_reference_transmix.py",
         "tests/test_backbones_timm_vit_swin.py",
         "tests/test_task.py",
+        "tests/test_model_copies.py",
         "tests/test_loops.py::test_timm_loop_on_two_gloo_processes_keeps_the_motivator_outside_ddp",
     )
 )
@@ -88,10 +89,34 @@ class Mutation:
 
 MUTATIONS = (
     Mutation(
+        "copied_hooks_live",
+        "copy.deepcopy of the model (an EMA) copies the probe and its hooks instead of inert ones",
+        "backbones/probe.py",
+        (
+            (
+                "    def __deepcopy__(self, memo: dict[int, Any]) -> Callable[..., None]:\n"
+                "        return _inert_hook\n",
+                "",
+            ),
+        ),
+    ),
+    Mutation(
+        "generic_capture_second_to_last",
+        "transformers, generic: the score read from the second-to-last attention module",
+        "backbones/transformers_generic.py",
+        (("        return found[-1]\n", "        return found[-2]\n"),),
+    ),
+    Mutation(
+        "generic_capture_never_armed",
+        "transformers, generic: the last attention module is never armed, so it forms no probabilities",
+        "backbones/transformers_generic.py",
+        (("        self.recorder.armed = True\n", "        self.recorder.armed = False\n"),),
+    ),
+    Mutation(
         "region_labels_swapped",
         "L_fine: inside → target label, outside → source label",
         "methods/smmix.py",
-        (("probe.region_logits, labels", "probe.region_logits.flip(0), labels"),),
+        (("fine_grained_loss(region_logits, labels", "fine_grained_loss(region_logits.flip(0), labels"),),
     ),
     Mutation(
         "lambda_flipped_in_cls",
@@ -208,8 +233,8 @@ MUTATIONS = (
         "backbones/probe.py",
         (
             (
-                "        if self._region_head is not None:\n            self._handles.append(",
-                "        if False:\n            self._handles.append(",
+                "        if self._region_head is not None:\n            hook = _ProbeHook(",
+                "        if False:\n            hook = _ProbeHook(",
             ),
             (
                 "        if self._region_head is not None:\n            # One tensor",
