@@ -9,7 +9,8 @@ Trainer upgrade has one file to check:
   Both also restore the separate region head, which lives outside the model's weight files
   (:mod:`smmix_hf.backbones.region_head`).
 - ``_save_rng_state`` / ``_load_rng_state``: the mixing draws' generators travel with the checkpoint's
-  RNG states and must be loaded before the first step; no callback point sees the checkpoint path then.
+  RNG states and must be loaded before the first step; no callback point sees the checkpoint path then. They are
+  read weights-only, as transformers reads its own RNG states (:mod:`smmix_hf.checkpoint_files`).
 - ``_init_training_state`` / ``_run_epoch``: a stream resumes at its saved position instead of reading
   and discarding batches; the Trainer has no hook around its data loader or its epoch loop.
 - ``_save_checkpoint``: a diverged run must stop *before* its checkpoint is written; ``on_save`` runs after.
@@ -42,8 +43,10 @@ which is the signal to delete the workaround):
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -53,6 +56,7 @@ from transformers import PreTrainedModel, Trainer
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
 from smmix_hf.backbones.region_head import load_region_head, region_head_keys
+from smmix_hf.checkpoint_files import CheckpointFileRefused, load_plain
 from smmix_hf.stream_resume import (
     StreamPosition,
     load_stream_position,
@@ -133,9 +137,16 @@ class TrainerPrivateOverrides(Trainer):
             )
 
     def _load_rng_state(self, checkpoint: str | None) -> None:
-        super()._load_rng_state(checkpoint)
+        try:
+            super()._load_rng_state(checkpoint)
+        except pickle.UnpicklingError as error:  # transformers reads rng_state.pth weights-only and refuses a pickle
+            files = ", ".join(str(path) for path in sorted(Path(checkpoint or ".").glob("rng_state*.pth")))
+            raise CheckpointFileRefused(
+                f"{files} was refused: transformers reads it weights-only and it holds a pickled Python object, so the "
+                "checkpoint may have been tampered with."
+            ) from error
         if checkpoint is not None and os.path.isfile(os.path.join(checkpoint, SAMPLER_STATE_NAME)):
-            state = torch.load(os.path.join(checkpoint, SAMPLER_STATE_NAME), weights_only=False)
+            state = load_plain(os.path.join(checkpoint, SAMPLER_STATE_NAME), trusted=self.args.trust_checkpoint)
             self.method.load_state_dict(state)
 
     def _init_training_state(
@@ -153,7 +164,9 @@ class TrainerPrivateOverrides(Trainer):
         self._stream_resume = None
         if resume_from_checkpoint is None or not self.streams_training_data or self.args.ignore_data_skip:
             return epochs_trained, steps_to_skip
-        position = load_stream_position(resume_from_checkpoint, self.args.process_index)
+        position = load_stream_position(
+            resume_from_checkpoint, self.args.process_index, trusted=self.args.trust_checkpoint
+        )
         if position is None:
             raise ValueError(
                 f"{resume_from_checkpoint} holds no stream position for process {self.args.process_index}, so the "

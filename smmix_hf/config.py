@@ -30,6 +30,10 @@ class SMMixConfig(MixSettings, TrainingArguments):
             Save a PNG grid of the first N images of the latest SMMix / CutMix batch at every logging step
             (output_dir/mix_examples; also to TensorBoard when it reports): source, target, their attention maps,
             the mixed image with both windows and its labels. 0 keeps nothing.
+        trust_checkpoint (`bool`, *optional*, defaults to `False`):
+            Resume from a checkpoint whose smmix_hf files (the draw state, the stream position) hold pickled Python
+            objects, e.g. one written by an earlier version, by unpickling them in full. Only for a checkpoint from a
+            source you trust: unpickling can run any code. Without it such a file is refused.
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
             Train into an output_dir that already holds another run, replacing it.
         remove_unused_columns (`bool`, *optional*, defaults to `False`):
@@ -38,6 +42,7 @@ class SMMixConfig(MixSettings, TrainingArguments):
 
     per_process_draws: bool = False
     save_mix_examples: int = 0
+    trust_checkpoint: bool = False
     overwrite_output_dir: bool = False
     remove_unused_columns: bool = False
 

@@ -36,18 +36,30 @@ REGION_SAMPLINGS = ("official", "continuous")
 
 class MixRandom:
     """The numpy generator (method choice, window sizes, boxes, blend weights) and the torch generator
-    (random window corners of the Tab. 7 ablation) of one run; :meth:`state_dict` is checkpointed."""
+    (random window corners of the Tab. 7 ablation) of one run; :meth:`state_dict` is checkpointed.
+
+    The state is plain values: NumPy's PCG64 state as a dict of a string and Python ints, torch's as a uint8
+    tensor, so a checkpoint holding it loads with ``torch.load(..., weights_only=True)``."""
 
     def __init__(self, seed: int) -> None:
         self.numpy = np.random.default_rng(seed)
         self.torch = torch.Generator().manual_seed(seed)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"numpy": self.numpy.bit_generator.state, "torch": self.torch.get_state()}
+        return {"numpy": _plain(self.numpy.bit_generator.state), "torch": self.torch.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.numpy.bit_generator.state = state["numpy"]
         self.torch.set_state(state["torch"])
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers, in dicts and lists of its own."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_token_grid(grid_size: tuple[int, int]) -> None:

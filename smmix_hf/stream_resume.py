@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from smmix_hf.checkpoint_files import load_plain
+
 __all__ = [
     "STREAM_STATE_NAME",
     "StreamPosition",
@@ -87,12 +89,13 @@ def save_stream_position(loader: Any, epoch: int, directory: str, rank: int, num
     torch.save(asdict(position), _state_file(directory, rank))
 
 
-def load_stream_position(checkpoint: str, rank: int) -> StreamPosition | None:
-    """This process's stream position in ``checkpoint``, or None if the checkpoint holds none."""
+def load_stream_position(checkpoint: str, rank: int, *, trusted: bool = False) -> StreamPosition | None:
+    """This process's stream position in ``checkpoint``, or None if the checkpoint holds none. It holds plain values
+    and is read weights-only (:func:`~smmix_hf.checkpoint_files.load_plain`; ``trusted`` unpickles an older file)."""
     path = _state_file(checkpoint, rank)
     if not os.path.isfile(path):
         return None
-    return StreamPosition(**torch.load(path, weights_only=False))
+    return StreamPosition(**load_plain(path, trusted=trusted))
 
 
 def _pad_lists(state: Any, length: int) -> Any:

@@ -17,7 +17,13 @@ from smmix_hf.cli.settings_table import DOCS_PAGE, replace_table
 from smmix_hf.settings import DEFAULT_MOTIVATION_WARMUP_RATIO, docstring_entries
 
 MIX_FIELDS = {item.name: item for item in dataclasses.fields(MixSettings)}
-TRAINER_RUN_FIELDS = {"per_process_draws", "save_mix_examples", "overwrite_output_dir", "remove_unused_columns"}
+TRAINER_RUN_FIELDS = {
+    "per_process_draws",
+    "save_mix_examples",
+    "trust_checkpoint",
+    "overwrite_output_dir",
+    "remove_unused_columns",
+}
 
 
 def test_smmix_config_declares_no_smmix_field_of_its_own():

@@ -5,6 +5,7 @@ how to fix it, before any data or weights are loaded.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from huggingface_hub.utils import validate_repo_id
 from transformers.trainer_utils import get_last_checkpoint
 
 from smmix_hf.backbones.names import MODEL_ALIASES, resolve_model_name
+from smmix_hf.checkpoint_files import check_checkpoint_files
 from smmix_hf.cli.arguments import ModelArguments
 from smmix_hf.config import SMMixConfig
 
@@ -25,6 +27,7 @@ __all__ = [
     "check_model_sources",
     "check_output_path",
     "check_resume_checkpoint",
+    "check_vision_transformer",
     "hub_offline",
     "loading_model",
 ]
@@ -67,6 +70,7 @@ def check_model_source(
                 f"{flag} {name!r} is a directory without config.json; pass a directory written by save_pretrained "
                 "(a finished run's output_dir or one of its checkpoint-N folders), or a Hub model id."
             )
+        check_vision_transformer(path / "config.json", name, flag)
         return
     if _looks_like_path(resolved):
         raise FileNotFoundError(
@@ -83,6 +87,29 @@ def check_model_source(
         f"offline (HF_HUB_OFFLINE is set); download it first (`hf download {resolved}`), unset HF_HUB_OFFLINE"
         f"{scratch}, or pass a local checkpoint directory."
     )
+
+
+def check_vision_transformer(config_file: Path, name: str, flag: str) -> None:
+    """Refuse, before loading it, a model whose ``config.json`` has no patches or no attention heads (a ResNet, say):
+    SMMix places its windows by the attention a vision transformer pays to image patches. timm models
+    (``timm_wrapper``) name their architecture instead, and are checked once loaded."""
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{flag} {name!r}: {config_file} is not readable JSON ({error}).") from error
+    model_type = config.get("model_type", "unknown")
+    if model_type == "timm_wrapper":
+        return
+    declared = {**config, **(config.get("vision_config") or {})}
+    patches = "patch_size" in declared or "patch_sizes" in declared
+    heads = "num_attention_heads" in declared or "num_heads" in declared
+    if not (patches and heads):
+        architecture = ", ".join(config.get("architectures") or []) or "no architecture named"
+        raise ValueError(
+            f"{flag} {name!r} is a {model_type} model ({architecture}), not a vision transformer; SMMix places its "
+            "windows by a vision transformer's attention to image patches. docs/backbones.md lists the models that "
+            "work."
+        )
 
 
 def check_model_sources(model_args: ModelArguments) -> None:
@@ -110,12 +137,14 @@ def _latest_checkpoint(directory: Path) -> str | None:
 
 
 def check_resume_checkpoint(args: SMMixConfig) -> None:
-    """``--resume_from_checkpoint`` names a checkpoint directory written by a run (it holds trainer_state.json)."""
+    """``--resume_from_checkpoint`` names a checkpoint directory written by a run (it holds trainer_state.json), whose
+    files all load without running code (:func:`~smmix_hf.checkpoint_files.check_checkpoint_files`)."""
     checkpoint = args.resume_from_checkpoint
     if not args.do_train or not checkpoint:
         return
     path = Path(checkpoint).expanduser()
     if path.is_dir() and (path / CHECKPOINT_STATE).is_file():
+        check_checkpoint_files(path, trusted=args.trust_checkpoint)
         return
     latest = next(
         (found for found in (_latest_checkpoint(path), _latest_checkpoint(Path(args.output_dir or "."))) if found),

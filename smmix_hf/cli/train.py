@@ -16,8 +16,9 @@ import transformers
 from transformers import set_seed
 
 from smmix_hf.backbones.names import resolve_model_name
+from smmix_hf.checkpoint_files import CheckpointFileRefused
 from smmix_hf.cli.arguments import DataArguments, ModelArguments
-from smmix_hf.cli.errors import run_command, usage_errors
+from smmix_hf.cli.errors import UsageError, run_command, usage_errors
 from smmix_hf.cli.learning_rate import scaled_learning_rate
 from smmix_hf.cli.locations import check_model_sources, check_output_path, check_resume_checkpoint, loading_model
 from smmix_hf.cli.parser import parse_args
@@ -136,7 +137,10 @@ def train_and_evaluate(trainer: SMMixTrainer, data_args: DataArguments, model_ar
     if training_args.do_train:
         recipe = ", ".join(f"{key}={value}" for key, value in trainer.smmix_recipe().items())
         logger.info("Training recipe: %s", recipe)  # names the motivation warm-up, the one non-paper default
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        try:
+            train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        except CheckpointFileRefused as error:  # a resume that read a file it refused: nothing has trained yet
+            raise UsageError(str(error)) from error
         trainer.save_model(_internal_call=True)  # the one push happens after evaluation, with the card
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
