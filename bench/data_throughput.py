@@ -1,28 +1,32 @@
-"""Images per second per DataLoader worker for decode + DeiT training transform: ours against torchvision.
+"""Images per second per DataLoader worker for decode + DeiT training transform: ours against torchvision and timm.
 
 Writes JPEGs shaped like ImageNet's (500×375, quality 90, smooth content with texture) into an image
 folder, and the same JPEG bytes into WebDataset tars and parquet shards. Then it times, interleaved
-and repeated, one DataLoader worker per pipeline:
+and repeated, the DataLoader of each pipeline with 1 and then 2 workers:
 
 - ``torchvision``: ``torchvision.datasets.ImageFolder`` + the timm DeiT transform (the baseline);
-- ``ours-folder``: ``--train_dir`` as the command line loads it (map-style ``imagefolder``, undecoded
-  image column, our decode + the same timm transform through ``set_transform``, per-sample seeding so that
-  a resumed run repeats the augmentation); ``ours-folder-unseeded``: the same without that seeding;
+- ``timm``: timm's own loader (``timm.data.create_loader`` over ``ImageDataset``, the same DeiT transform, uint8
+  batches from its fast collate, normalisation and random erasing in its ``PrefetchLoader``, here on the CPU);
+- ``ours-folder``: ``--train_dir`` as the command line loads it (map-style ``imagefolder``, undecoded image
+  column, :class:`~smmix_hf.data.uint8_transform.Uint8TrainTransform`: crop-only decode, generators of its own
+  seeded per sample so that a resumed run repeats the augmentation, uint8 batches; ``finish_pixels``
+  normalises and erases each batch in the timing loop); ``ours-folder-float``: the same split with the
+  previous path (timm's transform to a normalised float tensor, the process-wide generators seeded and
+  restored around every sample);
 - ``ours-folder-stream``, ``ours-webdataset``, ``ours-parquet``: ``--streaming`` over the folder, the
-  tars and the parquet shards.
+  tars and the parquet shards, with ``Uint8TrainTransform``.
 
-Every pipeline produces 224 px crops with the same transform (RandAugment ``rand-m9-mstd0.5-inc1``,
-bicubic random resized crop, flip, random erasing 0.25) and batches them with its own collate
-function. A pass is timed from its first batch to its last, so worker start-up is not counted; the
-median over the repeats is reported, with each pipeline's ratio to the baseline (the median of the
-ratios of passes run back to back, so that load from other processes on the machine cancels out).
-A pass ends at its last batch, and streams are read in stored order (``--shuffle_buffer_size 0``), so
-that what a pipeline does once per pass is left out: ``datasets``' parquet streaming sleeps 5 s when a
-pass ends (``datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN``, a guard against an Arrow shutdown bug);
-with a shuffle buffer that pause falls inside the pass, while the buffer is drained::
+Every pipeline produces 224 px crops with the same recipe (RandAugment ``rand-m9-mstd0.5-inc1``, bicubic random
+resized crop, flip, random erasing 0.25). A pass is timed from its start to its last batch, after an untimed pass
+has started the persistent workers; each pipeline's rate is the median over the repeats, and its ratio to
+torchvision and to timm is the median of the ratios of passes run back to back, pooled over both worker counts, so
+that load from other processes on the machine cancels out. The load average before and after is printed with them.
+Streams are read in stored order (``--shuffle_buffer_size 0``), so that what a pipeline does once per pass is left
+out: ``datasets``' parquet streaming sleeps 5 s when a pass ends (``datasets.config.
+SLEEP_TIME_ON_THREADS_SHUTDOWN``, a guard against an Arrow shutdown bug)::
 
-    python bench/data_throughput.py                 # 384 images, 5 repeats, 1 worker
-    python bench/data_throughput.py --images 2000 --workers 4
+    python bench/data_throughput.py                 # 384 images, 5 repeats, 1 and 2 workers
+    python bench/data_throughput.py --pipelines torchvision,timm,ours-folder --repeats 9
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -49,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SOURCE_SIZE = (500, 375)
 BASELINE = "torchvision"
+TIMM = "timm"
+OURS = "ours-folder"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,7 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shards", type=int, default=8, help="WebDataset tars and parquet files")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=1, help="DataLoader workers per pipeline (0: in-process)")
+    parser.add_argument(
+        "--workers", default="1,2", help="comma-separated DataLoader worker counts, each run in turn (0: in-process)"
+    )
+    parser.add_argument("--pipelines", default=None, help="comma-separated pipeline names (default: all)")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per pipeline (median reported)")
     parser.add_argument("--quality", type=int, default=90)
     parser.add_argument("--data-dir", default=None, help="where to write the data (default: a temporary dir)")
@@ -130,16 +138,47 @@ def baseline_loader(folder: Path, args: argparse.Namespace) -> torch.utils.data.
     )
 
 
-def our_loader(args: argparse.Namespace, seeded: bool = True, **sources: object) -> torch.utils.data.DataLoader:
+def timm_loader(folder: Path, args: argparse.Namespace) -> object:
+    """timm's loader: ``ImageDataset`` + ``create_loader`` (fast collate, ``PrefetchLoader`` on the CPU)."""
+    from timm.data import ImageDataset, create_loader
+
+    from smmix_hf.data.posterize import keep_zero_bit_posterize
+
+    settings = deit_settings(args.image_size)
+    loader = create_loader(
+        ImageDataset(str(folder)),
+        input_size=(3, args.image_size, args.image_size),
+        batch_size=args.batch_size,
+        is_training=True,
+        re_prob=settings.random_erasing,
+        re_mode=settings.random_erasing_mode,
+        re_count=settings.random_erasing_count,
+        scale=settings.random_resized_crop_scale,
+        ratio=settings.random_resized_crop_ratio,
+        color_jitter=settings.color_jitter,
+        auto_augment=settings.auto_augment,
+        interpolation=settings.interpolation,
+        mean=settings.mean,
+        std=settings.std,
+        num_workers=args.workers,
+        device=torch.device("cpu"),
+        persistent_workers=args.workers > 0,
+    )
+    keep_zero_bit_posterize(loader.loader.dataset.transform)  # Pillow 13 refuses 0-bit posterize (see posterize.py)
+    return loader
+
+
+def our_loader(args: argparse.Namespace, uint8: bool = True, **sources: object) -> torch.utils.data.DataLoader:
     """The command line's data path: load_image_dataset + prepare_datasets + collate_image_batch.
 
-    ``seeded=False`` leaves out the per-sample seeding of a map-style split (``SeededSamples``).
+    ``uint8=False`` gives the previous path: timm's transform to float, the global generators seeded per sample.
     """
     from smmix_hf.cli.arguments import DataArguments
     from smmix_hf.config import SMMixConfig
     from smmix_hf.data.pipeline import prepare_datasets
     from smmix_hf.data.sources import load_image_dataset
     from smmix_hf.data.transforms import build_eval_transform, build_train_transform, collate_image_batch
+    from smmix_hf.data.uint8_transform import Uint8TrainTransform
 
     data_args = DataArguments(**sources, num_train_examples=args.images, shuffle_buffer_size=0)
     training_args = SMMixConfig(
@@ -150,15 +189,13 @@ def our_loader(args: argparse.Namespace, seeded: bool = True, **sources: object)
     label2id = {str(index): index for index in range(args.classes)}
     prepared = prepare_datasets(
         splits,
-        build_train_transform(settings),
+        Uint8TrainTransform(settings) if uint8 else build_train_transform(settings),
         build_eval_transform(settings),
         data_args,
         training_args,
         label2id=label2id,
     )
     dataset = prepared.train
-    if not seeded and not isinstance(dataset, datasets.IterableDataset):
-        dataset = dataset.dataset
     shuffle = not isinstance(dataset, torch.utils.data.IterableDataset)
     return torch.utils.data.DataLoader(
         dataset,
@@ -171,64 +208,100 @@ def our_loader(args: argparse.Namespace, seeded: bool = True, **sources: object)
 
 
 def time_pass(loader: torch.utils.data.DataLoader) -> float:
-    """Images per second from the arrival of the first batch of a full pass to the arrival of its last."""
-    batches = iter(loader)
-    next(batches)
+    """Images per second over a full pass, from asking for the first batch to the arrival of the last.
+
+    Workers are persistent and already started by an untimed pass. The pass is timed from its start because timm's
+    ``PrefetchLoader`` loads batch k + 1 before it hands over batch k. A uint8 batch of ours is finished
+    (normalised, erased) as the training step would, inside the timing.
+    """
+    from smmix_hf.data.device_batch import finish_pixels
+
     images, start = 0, time.perf_counter()
-    last = start
-    for batch in batches:
-        images += len(batch[1] if isinstance(batch, list) else batch["labels"])
-        last = time.perf_counter()
-    return images / (last - start)
+    for batch in loader:
+        if isinstance(batch, dict):
+            finish_pixels(batch)
+        images += len(batch[1] if isinstance(batch, (list, tuple)) else batch["labels"])
+    return images / (time.perf_counter() - start)
+
+
+def time_pipelines(pipelines: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Interleaved passes: one untimed pass each, then ``repeats`` rounds of one timed pass per pipeline."""
+    loaders = {name: build() for name, build in pipelines.items()}
+    for loader in loaders.values():
+        time_pass(loader)
+    rates: dict[str, list[float]] = {name: [] for name in loaders}
+    for _ in range(repeats):
+        for name, loader in loaders.items():
+            rates[name].append(time_pass(loader))
+    return rates
+
+
+def paired(rates: dict[int, dict[str, list[float]]], name: str, reference: str) -> float:
+    """The median over both worker counts of the ratios of back-to-back passes of ``name`` and ``reference``."""
+    return statistics.median(
+        ours / base for by_name in rates.values() for ours, base in zip(by_name[name], by_name[reference], strict=True)
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     torch.set_num_threads(1)
+    worker_counts = [int(count) for count in str(args.workers).split(",")]
+    load_before = os.getloadavg()
+    rates: dict[int, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(args.data_dir or scratch)
         folder, tars, parquets, mean_kib = write_data(root, args)
         validation = {"validation_dir": str(folder)}
-        pipelines: dict[str, Callable[[], torch.utils.data.DataLoader]] = {
-            BASELINE: lambda: baseline_loader(folder, args),
-            "ours-folder": lambda: our_loader(args, train_dir=str(folder), **validation),
-            "ours-folder-unseeded": lambda: our_loader(args, seeded=False, train_dir=str(folder), **validation),
-            "ours-folder-stream": lambda: our_loader(args, train_dir=str(folder), streaming=True, **validation),
-            "ours-webdataset": lambda: our_loader(
-                args,
-                train_files=",".join(map(str, tars)),
-                validation_files=str(tars[0]),
-                streaming=True,
-                image_column_name="jpg",
-                label_column_name="cls",
-            ),
-            "ours-parquet": lambda: our_loader(
-                args, train_files=",".join(map(str, parquets)), validation_files=str(parquets[0]), streaming=True
-            ),
-        }
-        loaders = {name: build() for name, build in pipelines.items()}
-        for loader in loaders.values():
-            time_pass(loader)
-        rates: dict[str, list[float]] = {name: [] for name in loaders}
-        for _ in range(args.repeats):
-            for name, loader in loaders.items():
-                rates[name].append(time_pass(loader))
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    paired = {
-        name: statistics.median(ours / base for ours, base in zip(values, rates[BASELINE], strict=True))
-        for name, values in rates.items()
-    }
-    per = f"per worker ({args.workers} worker{'s' if args.workers != 1 else ''})" if args.workers else "in-process"
+        for workers in worker_counts:
+            args.workers = workers
+            pipelines: dict[str, Callable[[], object]] = {
+                BASELINE: lambda: baseline_loader(folder, args),
+                TIMM: lambda: timm_loader(folder, args),
+                OURS: lambda: our_loader(args, train_dir=str(folder), **validation),
+                "ours-folder-float": lambda: our_loader(args, uint8=False, train_dir=str(folder), **validation),
+                "ours-folder-stream": lambda: our_loader(args, train_dir=str(folder), streaming=True, **validation),
+                "ours-webdataset": lambda: our_loader(
+                    args,
+                    train_files=",".join(map(str, tars)),
+                    validation_files=str(tars[0]),
+                    streaming=True,
+                    image_column_name="jpg",
+                    label_column_name="cls",
+                ),
+                "ours-parquet": lambda: our_loader(
+                    args, train_files=",".join(map(str, parquets)), validation_files=str(parquets[0]), streaming=True
+                ),
+            }
+            if args.pipelines:
+                chosen = {BASELINE, TIMM, OURS, *args.pipelines.split(",")}
+                pipelines = {name: build for name, build in pipelines.items() if name in chosen}
+            rates[workers] = time_pipelines(pipelines, args.repeats)
+    load_after = os.getloadavg()
     print(
         f"{args.images} JPEGs of {SOURCE_SIZE[0]}x{SOURCE_SIZE[1]} (mean {mean_kib:.0f} KiB) -> {args.image_size} px, "
-        f"DeiT transform, batch {args.batch_size}, median of {args.repeats} passes, images/s {per}, "
+        f"DeiT transform, batch {args.batch_size}, median of {args.repeats} passes, images/s per worker, "
         f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs"
     )
-    divisor = max(1, args.workers)
-    for name, median in medians.items():
-        spread = f"{min(rates[name]) / divisor:.1f}-{max(rates[name]) / divisor:.1f}"
-        print(f"{name:<20} {median / divisor:8.1f} images/s  (range {spread})  x{paired[name]:.2f}")
-    print(f"ours/torchvision = {paired['ours-folder']:.2f}")
+    print(
+        "load average (1, 5, 15 min) before "
+        + ", ".join(f"{value:.1f}" for value in load_before)
+        + "; after "
+        + ", ".join(f"{value:.1f}" for value in load_after)
+    )
+    names = list(next(iter(rates.values())))
+    header = "".join(f"{f'{count} worker' + ('s' if count != 1 else ''):>12}" for count in rates)
+    print(f"{'pipeline':<20}{header}   vs torchvision   vs timm")
+    medians: dict[str, float] = {}
+    for name in names:
+        per_worker = [statistics.median(rates[count][name]) / max(1, count) for count in rates]
+        medians[name] = per_worker[0]
+        columns = "".join(f"{value:12.1f}" for value in per_worker)
+        print(f"{name:<20}{columns}   x{paired(rates, name, BASELINE):<14.2f} x{paired(rates, name, TIMM):.2f}")
+    print(
+        f"ours/torchvision = {paired(rates, OURS, BASELINE):.2f}, ours/timm = {paired(rates, OURS, TIMM):.2f} "
+        f"(median of paired ratios over {', '.join(map(str, rates))} workers)"
+    )
     return medians
 
 
