@@ -1,7 +1,8 @@
 """The arms of the studies: named SMMix variants and warm-up specs, as :class:`smmix_hf.SMMixConfig` settings.
 
 An arm is a ``(variant, warmup)`` pair. :data:`VARIANTS` maps a variant to ``SMMixConfig`` overrides (and, for
-``smmix_ink_oracle``, to the trainer of :mod:`experiments.ink_oracle`). A warm-up spec is ``none`` or
+``smmix_ink_oracle``, to the window scorer of :mod:`experiments.ink_oracle`, which
+:func:`experiments.runner.arm_trainer` sets on the task). A warm-up spec is ``none`` or
 ``<knobs>:<length>``, which the early studies used to ask for the motivation warm-up before the package had it;
 :func:`warmup_settings` maps each onto the package's own settings:
 
@@ -41,7 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "delta_u01": {"mix_method": "smmix", "region_scale_min": 0.0, "region_scale_max": 1.0},
     "delta_half": {"mix_method": "smmix", "region_scale_min": 0.5, "region_scale_max": 0.5},
     # windows scored by the digit's ink instead of the model's attention
-    "smmix_ink_oracle": {"mix_method": "smmix", "trainer": "ink_oracle"},
+    "smmix_ink_oracle": {"mix_method": "smmix", "scorer": "ink_oracle"},
 }
 
 
@@ -57,16 +58,17 @@ def warmup_settings(spec: str, epochs: int) -> dict[str, Any]:
 
 
 def arm_settings(variant: str, warmup: str, epochs: int) -> tuple[dict[str, Any], str]:
-    """``SMMixConfig`` overrides of an arm at an epoch budget, and its trainer (``smmix`` or ``ink_oracle``)."""
+    """``SMMixConfig`` overrides of an arm at an epoch budget, and what places its windows (``attention``, the
+    model's own, or ``ink_oracle``)."""
     overrides = dict(VARIANTS[variant])
-    trainer = overrides.pop("trainer", "smmix")
+    scorer = overrides.pop("scorer", "attention")
     share = overrides.pop("warmup_share", None)
     if share is not None:
         overrides["motivation_warmup_epochs"] = share * epochs
     overrides.update(warmup_settings(warmup, epochs))
     if "motivation_warmup_epochs" not in overrides:
         overrides["motivation_warmup_ratio"] = 0.0
-    return overrides, trainer
+    return overrides, scorer
 
 
 def arm_label(variant: str, warmup: str) -> str:

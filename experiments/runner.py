@@ -21,6 +21,7 @@ from transformers import ViTForImageClassification, set_seed
 
 from experiments import store
 from experiments.arms import arm_settings
+from experiments.ink_oracle import use_ink_oracle
 from experiments.probe import MEASURES, WindowProbeCallback, window_hit_rates
 from experiments.regime import RECIPE, REGIMES, HeldOut, build_model, load_splits, pretrain, quiet
 from smmix_hf import SMMixConfig, SMMixTrainer
@@ -76,12 +77,22 @@ def spec_key(spec: RunSpec, train_images: int, kind: str = "run") -> tuple:
     return store.run_key(dict(fields, train_images=train_images))
 
 
+def arm_trainer(
+    variant: str, warmup: str, epochs: int, model: torch.nn.Module, config: dict[str, Any], **trainer_kwargs: Any
+) -> SMMixTrainer:
+    """The trainer of an arm at an epoch budget: ``SMMixConfig`` from :data:`RECIPE`, the arm's settings and
+    ``config`` (in that order, the later winning), with the arm's window scorer on its task."""
+    overrides, scorer = arm_settings(variant, warmup, epochs)
+    trainer = SMMixTrainer(model=model, args=SMMixConfig(**{**RECIPE, **overrides, **config}), **trainer_kwargs)
+    if scorer == "ink_oracle":
+        use_ink_oracle(trainer.task)
+    return trainer
+
+
 def train_run(
     spec: RunSpec, splits: Any, processor: Any, held_out: HeldOut, limits: Limits, kind: str = "run"
 ) -> tuple[store.Record, torch.nn.Module]:
     """Train one run; its record (with the per-epoch history) and the trained model."""
-    from experiments.ink_oracle import InkOracleTrainer
-
     regime = REGIMES[spec.regime]
     set_seed(spec.seed)
     if spec.warm_start:
@@ -90,22 +101,21 @@ def train_run(
         model = ViTForImageClassification.from_pretrained(WARM_START)
     else:
         model = build_model(regime, spec.width)
-    overrides, trainer_name = arm_settings(spec.variant, spec.warmup, spec.epochs)
-    args = SMMixConfig(
+    config = dict(
         output_dir=f"{limits.output_dir}/{os.getpid()}",
         region_sampling=regime.region_sampling,
         num_train_epochs=spec.epochs,
         learning_rate=spec.learning_rate,
         seed=spec.seed,
         use_cpu=limits.device == "cpu",
-        **overrides,
-        **RECIPE,
     )
     probe = WindowProbeCallback(held_out, regime)
-    trainer_class = InkOracleTrainer if trainer_name == "ink_oracle" else SMMixTrainer
-    trainer = trainer_class(
-        model=model,
-        args=args,
+    trainer = arm_trainer(
+        spec.variant,
+        spec.warmup,
+        spec.epochs,
+        model,
+        config,
         train_dataset=splits["train"],
         data_collator=collate_image_batch,
         processing_class=processor,
