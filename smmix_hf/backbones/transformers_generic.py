@@ -65,8 +65,6 @@ class TransformersAttentionBackbone(Backbone):
     num_prefix_tokens = 0  # the class default; an instance reads the model's embeddings
     fallback: ClassVar[bool] = True
     """Matched after the hand-wired transformers families; not a ``model_type`` of its own in messages."""
-    fallback: ClassVar[bool] = True
-    """Matched after the hand-wired transformers families; not a ``model_type`` of its own in messages."""
 
     def __init__(self, model: nn.Module) -> None:
         require_classifier(model, type(model).__name__)
