@@ -1,6 +1,6 @@
 """Any timm vision transformer whose last block's attention follows timm's ``Attention`` pattern, read without a
 file of its own: ViT (class token, mean pooling, register tokens), DeiT, DeiT III, EVA and EVA-02 (rotary), BEiT,
-ViTamin and others (:data:`TIMM_TESTED` lists the ones the tests build), raw or inside
+ViTamin (:data:`TIMM_TESTED` lists the ones the tests build), raw or inside
 ``TimmWrapperForImageClassification``.
 
 The generic handle is what timm's transformers share:
@@ -69,7 +69,6 @@ TIMM_TESTED: tuple[tuple[str, str, dict[str, object]], ...] = (
     ("eva02", "eva02_tiny_patch14_224", _TINY),
     ("eva", "eva_giant_patch14_224", {**_TINY, "mlp_ratio": 2.0}),
     ("beit", "beit_base_patch16_224", _TINY),
-    ("vit-relpos", "vit_relpos_base_patch16_224", _TINY),
     ("vitamin", "vitamin_small_224", {"img_size": 64, "depth": 2, "num_heads": 2}),
 )
 
@@ -80,7 +79,7 @@ class TimmAttentionBackbone(TimmBackbone, QueryKeyBackbone):
 
     name = "timm"
     architecture_prefix = ("vit_", "deit_", "deit3_", "eva", "beit", "vitamin_", "flexivit_")
-    timm_classes = ("VisionTransformer", "Eva", "Beit", "VisionTransformerRelPos")  # tested; any with the pattern
+    timm_classes = ("VisionTransformer", "Eva", "Beit")  # the tested ones; any class with the pattern is read
     num_prefix_tokens = 1  # the class default; an instance reads the model's own count
     fallback: ClassVar[bool] = True
     """Matched only when no other registered timm family reads the model (a subclass sets False)."""
@@ -198,12 +197,19 @@ class TimmAttentionBackbone(TimmBackbone, QueryKeyBackbone):
                 f"{type(self.last_attention()).__name__}."
             )
 
+    def declared_image_size(self) -> tuple[int, int] | None:
+        """``patch_embed.img_size``, the size the model was built for, or None under ``dynamic_img_size`` (a flag
+        of the model: timm's ``PatchEmbed`` then only has ``strict_img_size=False``)."""
+        if getattr(self.backbone, "dynamic_img_size", False):
+            return None
+        return super().declared_image_size()
+
     def token_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """The image-token grid: ``patch_embed.grid_size`` at the size the model was built for, its
         ``dynamic_feat_size`` under ``dynamic_img_size``."""
         patch_embed = self.backbone.patch_embed
         built = self.declared_image_size()
-        if getattr(patch_embed, "dynamic_img_size", False) and hasattr(patch_embed, "dynamic_feat_size"):
+        if built is None and hasattr(patch_embed, "dynamic_feat_size"):
             return tuple(int(side) for side in patch_embed.dynamic_feat_size(tuple(image_size)))
         if built is not None and tuple(image_size) != built:
             raise ValueError(
