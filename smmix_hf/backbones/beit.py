@@ -1,4 +1,6 @@
-"""BEiT (transformers ``model_type: beit``): a class token, a relative position bias, a mean-pooled head.
+"""BEiT (transformers ``model_type: beit``): a class token, a relative position bias, a mean-pooled head. It has a
+file of its own because its pooler normalises the pooled feature before the classifier, a step the generic reader
+(which feeds the classifier) would skip.
 
 The score is the last layer's attention, ``softmax(q·kᵀ·scale + bias)``, where the bias is that layer's
 relative position bias plus the model's shared one (whichever the configuration enables), formed by the

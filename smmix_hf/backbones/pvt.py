@@ -1,4 +1,5 @@
-"""PVT (transformers ``model_type: pvt``): a pyramid of stages; only the last one carries a class token.
+"""PVT (transformers ``model_type: pvt``): a pyramid of stages; only the last one carries a class token. It has a
+file of its own because its spatial-reduction attention is written by hand, not on the attention interface.
 
 The score comes from the last block of the last stage (7×7 grid plus a class token at 224 px), whose
 keys are not spatially reduced (``sequence_reduction_ratios[-1] == 1`` in every released PVT), so its

@@ -1,4 +1,5 @@
-"""Swin (transformers ``model_type: swin``): no class token; the grid is the last stage's.
+"""Swin (transformers ``model_type: swin``): no class token; the grid is the last stage's. It has a file of its own
+because its attention is windowed and shifted: the generic reader's one ``[T, T]`` matrix does not exist.
 
 Swin's classifier pools all tokens of the last stage, so the SMMix grid is that stage's grid (7×7 at
 224 px, each token covering 32 pixels) and the score is read from the last block of the last stage.

@@ -1,5 +1,7 @@
 """ViT and DeiT (transformers ``model_type: vit`` and ``deit``): a class token (DeiT distilled: class and
-distillation tokens) in front of the patch tokens; the score is the last encoder layer's attention.
+distillation tokens) in front of the patch tokens; the score is the last encoder layer's attention. They have a file
+of their own because TransMix reads the class token's attention in the mixed forward from the last layer's query
+and key projections, which the generic reader (motivated forward only) does not form.
 
 The ``facebook/deit-*-patch16-224`` checkpoints are ViT-format (``model_type: vit``, one prefix token);
 the ``-distilled-`` ones are ``model_type: deit`` (two prefix tokens) and name the inference-only
