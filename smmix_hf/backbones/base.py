@@ -7,9 +7,13 @@ under ``smmix_hf/backbones/`` with one :class:`Backbone` subclass per ``model_ty
 registered with :func:`register_backbone`. The class also carries the family's short names (→ Hub
 ids) and the configurations it builds from scratch.
 
-Attention is recomputed from what the last block computes anyway (its query and key projections, or
-CaiT's talking-heads logits), captured by forward hooks during the no-grad motivated forward: the model
-keeps its SDPA (or any other) attention kernel, which never materialises the attention matrix.
+Most models need no family of their own: two generic families, registered after the hand-wired ones, read any
+transformers classifier on the attention interface (:mod:`smmix_hf.backbones.transformers_generic`) and any timm
+model whose last block has timm's ``fused_attn`` / ``attn_drop`` pattern (:mod:`smmix_hf.backbones.timm_attention`).
+The hand-wired families recompute attention from what the last block computes anyway (its query and key
+projections, or CaiT's talking-heads logits). Either way the last block's attention is formed during the no-grad
+motivated forward only (:meth:`Backbone.motivated_forward_context`), and every other forward keeps the model's SDPA
+(or any other) kernel, which never materialises the attention matrix.
 
 This module imports neither timm nor any family. A timm family reads a timm model either inside
 ``TimmWrapperForImageClassification`` (``model_type: timm_wrapper``, ``config.architecture``) or as
