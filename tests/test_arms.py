@@ -11,8 +11,10 @@ the one that placed the windows.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,13 +22,16 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from smmix_hf.backbones.region_head import region_head_of
+from smmix_hf.data.transforms import collate_image_batch
+from smmix_hf.mix_examples import MixExample
+
+# The studies live beside the package, in the checkout; pytest may run from elsewhere (scripts/mutation_check.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from experiments.arms import VARIANTS
 from experiments.canvas import place_on_canvas
 from experiments.regime import REGIMES, build_model
 from experiments.runner import arm_trainer
-from smmix_hf.backbones.region_head import region_head_of
-from smmix_hf.data.transforms import collate_image_batch
-from smmix_hf.mix_examples import MixExample
 
 REGIME = REGIMES["canvas32"]
 GRID = REGIME.canvas // REGIME.patch

@@ -30,10 +30,11 @@ from transformers import AutoModelForImageClassification, TimmWrapperConfig
 from smmix_hf import SMMixTrainer
 from smmix_hf.backbones import backbone_for
 from smmix_hf.backbones.probe import SMMixProbe
+from smmix_hf.backbones.timm_attention import TimmAttentionBackbone
 from smmix_hf.backbones.timm_cait import CaitBackbone
 from smmix_hf.backbones.timm_pvt_v2 import PvtV2Backbone
 from smmix_hf.backbones.timm_swin import TimmSwinBackbone
-from smmix_hf.backbones.timm_vit import TimmDeiTDistilledBackbone, TimmViTBackbone
+from smmix_hf.backbones.timm_vit import TimmDeiTDistilledBackbone
 from smmix_hf.cli.train import main
 from smmix_hf.data.transforms import collate_image_batch
 from smmix_hf.losses import pool_region_tokens
@@ -57,7 +58,7 @@ FAMILIES = {
         dict(img_size=32, patch_size=2, embed_dim=16, depths=(1, 2), num_heads=(1, 2), window_size=4, drop_path_rate=0),
     ),
 }
-ADAPTERS = {"vit": TimmViTBackbone, "deit_distilled": TimmDeiTDistilledBackbone, "swin": TimmSwinBackbone}
+ADAPTERS = {"vit": TimmAttentionBackbone, "deit_distilled": TimmDeiTDistilledBackbone, "swin": TimmSwinBackbone}
 GRID = {"vit": 4, "deit_distilled": 4, "swin": 8}
 KINDS = ("raw", "wrapped")
 # Which step runs: SMMixTask for both kinds, SMMixTrainer for the transformers-wrapped model.
@@ -103,7 +104,9 @@ def smmix_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
     from smmix_hf.methods import MixSettings
     from smmix_hf.task import SMMixTask
 
-    settings = MixSettings(mixup_switch_prob=1.0, region_scale_min=0.5, region_scale_max=0.5, motivation_warmup_ratio=0.0)
+    settings = MixSettings(
+        mixup_switch_prob=1.0, region_scale_min=0.5, region_scale_max=0.5, motivation_warmup_ratio=0.0
+    )
     task = SMMixTask(model, settings=settings, seed=0)
     model.train()
     out = task(images, labels)
@@ -242,15 +245,13 @@ def test_smmix_step_equals_the_reference(family, kind, runner, tmp_path):
 
 def test_unsupported_models_name_what_is_supported():
     resnet = timm.create_model("resnet18", pretrained=False, num_classes=CLASSES)
-    with pytest.raises(
-        ValueError, match=r"timm architecture 'resnet18' \(ResNet\); supported timm families: .*timm_vit"
-    ):
+    with pytest.raises(ValueError, match=r"timm architecture 'resnet18' \(ResNet\); supported timm families: .*timm"):
         backbone_for(resnet)
     with pytest.raises(ValueError, match=r"SMMix cannot read the attention of Sequential: supported are"):
         backbone_for(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)))
-    relpos = timm.create_model("vit_relpos_base_patch16_224", img_size=32, depth=1, num_classes=CLASSES)
-    with pytest.raises(ValueError, match="VisionTransformerRelPos"):
-        backbone_for(relpos)
+    levit = timm.create_model("levit_128s", num_classes=CLASSES)  # its attention has no fused_attn / attn_drop
+    with pytest.raises(ValueError, match=r"timm architecture 'levit_128s' \(LevitDistilled\)"):
+        backbone_for(levit)
 
 
 @pytest.mark.parametrize(
@@ -309,4 +310,4 @@ def test_cli_trains_the_timm_deit_fixture_with_smmix(tmp_path):
     config = json.loads((output_dir / "config.json").read_text())
     assert config["architecture"] == "deit_small_patch16_224" and config["model_args"]["img_size"] == 32
     reloaded = AutoModelForImageClassification.from_pretrained(output_dir)
-    assert isinstance(backbone_for(reloaded), TimmViTBackbone)
+    assert isinstance(backbone_for(reloaded), TimmAttentionBackbone)

@@ -1,14 +1,16 @@
 """One SMMix step for timm ViT / DeiT (plain and distilled) and Swin, written plainly; it does not import
 ``smmix_hf``.
 
-Attention comes from an unfused copy of the model: ``fused_attn = False`` on the last attention block and a
-pre-hook on its ``attn_drop`` catch the softmax probabilities timm itself forms (with ``q_norm`` / ``k_norm``, the
-relative position bias and the shift mask, whatever the model has). The token grid and the prefix tokens are read
-off an actual forward. Windows are found and pasted with loops and the losses written term by term
+Attention comes from an unfused copy of the model (``fused_attn = False`` in every block): the softmax
+probabilities timm itself forms (with ``q_norm`` / ``k_norm``, rotary embeddings, the relative position bias and the
+shift mask, whatever the model has), read through torch.fx at the last block's ``attn.softmax`` node
+(``timm.utils.AttentionExtract(method="fx")``), not through a hook; for Swin, a pre-hook on its ``attn_drop``. The
+token grid is read off the attention's size: the tokens that are not the model's ``num_prefix_tokens``, on a grid
+of the image's aspect. Windows are found and pasted with loops and the losses written term by term
 (:mod:`reference.smmix_step`, whose conventions this follows). The region head is "what the model applies to its
 own pooled feature" (Eq. 12-13), read from timm's ``forward_head``:
 
-- ``VisionTransformer``: ``head(head_drop(fc_norm(feature)))``;
+- ``VisionTransformer``, ``Eva``, ``Beit`` and the other generic ViTs: ``head(head_drop(fc_norm(feature)))``;
 - ``VisionTransformerDistilled``: ``(head(head_drop(feature)) + head_dist(head_drop(feature))) / 2``, the region
   feature standing in for both the class and the distillation token;
 - ``SwinTransformer``: ``head.fc(head.drop(feature))`` (after ``head.global_pool``, which the region mean replaces).
@@ -20,6 +22,7 @@ The model may be a raw timm model (called positionally, returns logits) or ``Tim
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import torch
@@ -52,21 +55,40 @@ def unfused_attention(model: nn.Module, images: torch.Tensor) -> tuple[torch.Ten
     final token grid ``(gh, gw)``, from an eval-mode copy."""
     twin = copy.deepcopy(model).eval()
     module = timm_module(twin)
-    attention = last_attention(module)
-    attention.fused_attn = False
     kept: dict[str, torch.Tensor] = {}
-    attention.attn_drop.register_forward_pre_hook(lambda _, inputs: kept.update(probs=inputs[0]))
-    module.norm.register_forward_hook(lambda _, inputs, output: kept.update(final=output))
+    if is_swin(module):
+        attention = last_attention(module)
+        attention.fused_attn = False
+        attention.attn_drop.register_forward_pre_hook(lambda _, inputs: kept.update(probs=inputs[0]))
+        module.norm.register_forward_hook(lambda _, inputs, output: kept.update(final=output))
     with torch.no_grad():
         logits = logits_of(twin, images)
-    final = kept["final"]
-    if is_swin(module):
-        grid = (final.shape[1], final.shape[2])  # NHWC
-    else:
-        height, width = images.shape[-2:]
-        patch = module.patch_embed.patch_size
-        grid = (height // patch[0], width // patch[1])
-    return logits.float(), kept["probs"].float(), grid
+        if is_swin(module):
+            return logits.float(), kept["probs"].float(), (kept["final"].shape[1], kept["final"].shape[2])  # NHWC
+        probs = softmax_by_fx(module, images)
+    return logits.float(), probs, image_grid(probs.shape[-1] - module.num_prefix_tokens, images.shape[-2:])
+
+
+def softmax_by_fx(module: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The last block's ``attn.softmax`` output ``[B, heads, T, T]``, traced with torch.fx in a copy whose blocks
+    all form their softmax (timm's ``AttentionExtract``)."""
+    from timm.utils import AttentionExtract
+
+    unfused = copy.deepcopy(module).eval()
+    for layer in unfused.modules():
+        if hasattr(layer, "fused_attn"):
+            layer.fused_attn = False
+    node = f"blocks.{len(unfused.blocks) - 1}.attn.softmax"
+    (probs,) = AttentionExtract(unfused, names=[node], method="fx")(images).values()
+    return probs.float()
+
+
+def image_grid(tokens: int, image_size: tuple[int, int]) -> tuple[int, int]:
+    """``(gh, gw)`` with ``gh·gw = tokens`` and ``gh / gw`` the image's aspect."""
+    height, width = image_size
+    rows = round(math.sqrt(tokens * height / width))
+    assert rows * (tokens // rows) == tokens, (tokens, image_size)
+    return rows, tokens // rows
 
 
 def eq6_scores(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,10 +127,7 @@ def final_image_tokens(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     features = module.forward_features(images)
     if is_swin(module):
         return features.flatten(1, 2)
-    height, width = images.shape[-2:]
-    patch = module.patch_embed.patch_size
-    count = (height // patch[0]) * (width // patch[1])
-    return features[:, features.shape[1] - count :]
+    return features[:, module.num_prefix_tokens :]
 
 
 def region_head(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
