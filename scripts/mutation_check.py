@@ -42,6 +42,8 @@ TESTS = tuple(
         "tests/test_reference_behaviour.py::test_motivated_forward_is_eval_mixed_forward_is_train",
         "tests/test_reference_transmix.py::test_transmix_cutmix_step_equals_the_reference[vit]",
         "tests/test_timm_mixup.py::test_the_same_stream_makes_the_same_batches_cutmix_as_timm",
+        "tests/test_task_clock.py::test_the_count_resumes_from_the_state_dict_and_the_task_state",
+        "tests/test_arms.py::test_one_step_of_each_arm_shows_its_setting[smmix_ink_oracle]",
         "tests/test_draw_distributions.py",
         "tests/test_timm_mixup.py",
         "tests/test_reference_step.py",
@@ -349,9 +351,9 @@ MUTATIONS = (
     ),
     Mutation(
         "task_position_ignored",
-        "SMMixTask ignores the run's position: no motivation warm-up, whatever set_position says",
+        "SMMixTask ignores the run's position: no motivation warm-up, whatever its count or set_position says",
         "task.py",
-        (("        return self.position  # type: ignore[return-value]", "        return None"),),
+        (("        return position\n", "        return None\n"),),
     ),
     Mutation(
         "task_eval_mode_mixes",
@@ -363,7 +365,20 @@ MUTATIONS = (
         "task_state_dict_drops_the_draws",
         "loading task.state_dict() leaves the draw generators where they were",
         "task.py",
-        (("        self.method.load_state_dict(state)\n", "        return None\n"),),
+        (('        self.method.load_state_dict(state["draws"])\n', "        pass\n"),),
+    ),
+    Mutation(
+        "task_step_count_not_restored",
+        "loading task.state_dict() leaves the task's count of training calls where it was: the schedule restarts",
+        "task.py",
+        (('        self.clock.load_state_dict(state["clock"])\n', "        pass\n"),),
+    ),
+    Mutation(
+        "oracle_scores_ignored",
+        "the task's window scorer ignored (an oracle's or a motivator's scores): the model's own attention places "
+        "the windows",
+        "task.py",
+        (("self.scorer(images, grid))", "self.self_motivation(images, grid))"),),
     ),
     Mutation(
         "task_mixed_forward_skips_the_wrapper",
