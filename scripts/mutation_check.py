@@ -44,6 +44,7 @@ TESTS = tuple(
         "tests/test_timm_mixup.py::test_the_same_stream_makes_the_same_batches_cutmix_as_timm",
         "tests/test_task_clock.py::test_the_count_resumes_from_the_state_dict_and_the_task_state",
         "tests/test_arms.py::test_one_step_of_each_arm_shows_its_setting[smmix_ink_oracle]",
+        "tests/test_settings.py",
         "tests/test_draw_distributions.py",
         "tests/test_timm_mixup.py",
         "tests/test_reference_step.py",
@@ -270,14 +271,25 @@ MUTATIONS = (
     Mutation(
         "motivation_warmup_off_by_default",
         "no motivation warm-up unless configured: max-min windows and L_con from the first step by default",
-        "methods/base.py",
+        "settings.py",
         (("DEFAULT_MOTIVATION_WARMUP_RATIO = 0.25", "DEFAULT_MOTIVATION_WARMUP_RATIO = 0.0"),),
     ),
     Mutation(
         "motivation_warmup_with_a_motivator",
         "a trained motivator still gets the default warm-up (random windows, no L_con) at the start",
-        "methods/base.py",
-        (("if unset and not motivator_given else 0.0", "if unset else 0.0"),),
+        "settings.py",
+        (
+            (
+                "if self.motivation_warmup_epochs > 0 or (motivator_given and isinstance(ratio, DefaultValue)):",
+                "if self.motivation_warmup_epochs > 0:",
+            ),
+        ),
+    ),
+    Mutation(
+        "mix_settings_check_removed",
+        "a MixSettings check removed: a probability outside [0, 1] (mixup_switch_prob=5) is accepted",
+        "settings.py",
+        (("            if not 0.0 <= getattr(self, name) <= 1.0:", "            if False:"),),
     ),
     Mutation(
         "cutmix_warmup_own_generator",

@@ -7,13 +7,14 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+from pathlib import Path
 
 import pytest
 from transformers import HfArgumentParser, TrainingArguments
 
 from smmix_hf import MixSettings, SMMixConfig
 from smmix_hf.cli.parser import parse_args
-from smmix_hf.cli.settings_table import DOCS_PAGE, replace_table
+from smmix_hf.cli.settings_table import replace_table
 from smmix_hf.settings import DEFAULT_MOTIVATION_WARMUP_RATIO, docstring_entries
 
 MIX_FIELDS = {item.name: item for item in dataclasses.fields(MixSettings)}
@@ -60,7 +61,7 @@ def test_each_docstring_entry_states_its_fields_type_and_default():
 
 
 def test_the_docs_table_is_the_generated_one():
-    page = DOCS_PAGE.read_text()
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
     assert page == replace_table(page), "run `python -m smmix_hf.cli.settings_table --write`"
 
 
