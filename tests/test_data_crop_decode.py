@@ -91,3 +91,21 @@ def test_dct_scaled_crops_stay_close_to_timms_over_200_jpegs() -> None:
     assert len(values) - len(scaled) >= 20, "the others are decoded exactly"
     assert min(scaled) >= PSNR_FLOOR_DB
     assert max(coding) < PSNR_FLOOR_DB, "the floor is stricter than JPEG quality 90's own error"
+
+
+def test_torch_resize_stays_within_one_level_of_pillows() -> None:
+    """``resize="torch"`` keeps the recipe's bicubic filter: Pillow's crop + resize to within 1 of 255."""
+    rng = np.random.default_rng(2)
+    settings = TransformSettings(image_size=96, mean=(0.5,) * 3, std=(0.5,) * 3, horizontal_flip=False)
+    torch_resize = Uint8TrainTransform(settings, resize="torch")
+    timm_crop = build_train_transform(settings).transforms[0]
+    for seed in range(20):
+        data = imagenet_like_jpeg(rng, (300, 220))
+        got = torch_resize({"bytes": data, "path": None}, seed)["pixel_values"].permute(1, 2, 0).numpy()
+        full = Image.open(io.BytesIO(data))
+        full.load()
+        random.seed(seed)
+        expected = np.asarray(timm_crop(full))
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="resize must be"):
+        Uint8TrainTransform(settings, resize="cv2")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from timm.data import auto_augment
 from timm.data.random_erasing import RandomErasing
@@ -42,6 +43,8 @@ __all__ = ["ERASE_MODES", "Uint8TrainTransform", "crop_box"]
 
 ERASE_MODES = {"const": 0, "rand": 1, "pixel": 2}
 _CHOICE_SALT = 0x5EED_C401CE
+# Filters torch's antialiased uint8 resize has, by the recipe's name; the others stay with Pillow.
+_TORCH_MODES = {"bilinear": "bilinear", "bicubic": "bicubic"}
 
 
 def crop_box(
@@ -124,6 +127,8 @@ def _global_generators(seed: int, torch_generator: torch.Generator) -> Iterator[
 class Uint8TrainTransform:
     """Stored image + sample seed → uint8 crop and its erase boxes; see the module docstring.
 
+    ``resize`` is ``"pil"`` (timm's pixels exactly) or ``"torch"`` (see :meth:`_crop_and_resize`).
+
     ``transform(value, seed)`` returns ``{"pixel_values": uint8 [3, S, S], "erase_boxes": int32 [count, 4]
     (top, left, height, width; all zero past the drawn boxes), "erase_seed", "erase_mode", "pixel_mean",
     "pixel_std"}``; :func:`~smmix_hf.data.transforms.collate_image_batch` stacks them and
@@ -132,10 +137,13 @@ class Uint8TrainTransform:
 
     takes_seed = True
 
-    def __init__(self, settings: TransformSettings) -> None:
+    def __init__(self, settings: TransformSettings, resize: str = "pil") -> None:
+        if resize not in ("torch", "pil"):
+            raise ValueError(f"resize must be 'torch' or 'pil', got {resize!r}.")
         self.settings = settings
         self.side = settings.image_size
         self.interpolation = str_to_pil_interp(settings.interpolation)
+        self.torch_mode = _TORCH_MODES.get(settings.interpolation) if resize == "torch" else None
         self.flips: list[tuple[float, Any]] = []
         self.policy: list[Any] = []
         self.erasing: RandomErasing | None = None
@@ -152,6 +160,21 @@ class Uint8TrainTransform:
                 self.policy.append(step)
         self.count = self.erasing.max_count if self.erasing is not None else 1
         self.erase_mode = ERASE_MODES[settings.random_erasing_mode]
+
+    def _crop_and_resize(self, decoded: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+        """Crop first, as timm does (a resize with ``box=`` would also weigh the pixels just outside the box), then
+        resize with the recipe's filter: Pillow's, or with ``resize="torch"`` torch's vectorised antialiased resize
+        on uint8 where it has the filter and the box is whole pixels (within 1 level of Pillow's; no faster on the
+        development machine once the image has gone to a tensor and back, see ``bench/data_stages.py``)."""
+        left, top, right, bottom = box
+        whole = (math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom))
+        crop = decoded.crop(whole)
+        if self.torch_mode is not None and whole == box:
+            pixels = torch.from_numpy(np.array(crop)).permute(2, 0, 1).unsqueeze(0)
+            resized = F.interpolate(pixels, size=(self.side, self.side), mode=self.torch_mode, antialias=True)
+            return Image.fromarray(resized[0].permute(1, 2, 0).contiguous().numpy())
+        region = (left - whole[0], top - whole[1], right - whole[0], bottom - whole[1])
+        return crop.resize((self.side, self.side), self.interpolation, box=region)
 
     def _augment(
         self, image: Image.Image, seed: int, rng: random.Random, torch_generator: torch.Generator
@@ -186,10 +209,7 @@ class Uint8TrainTransform:
         decoded, (left, top, right, bottom) = decode_for_crop(image, box, self.side)
         if decoded.mode != "RGB":
             decoded = to_rgb(decoded)
-        # Crop first, as timm does: a resize with box= would also weigh the pixels just outside the box.
-        whole = (math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom))
-        region = (left - whole[0], top - whole[1], right - whole[0], bottom - whole[1])
-        image = decoded.crop(whole).resize((self.side, self.side), self.interpolation, box=region)
+        image = self._crop_and_resize(decoded, (left, top, right, bottom))
         # torchvision's flips and colour jitter draw from torch: a generator of the sample's own, in timm's order.
         torch_generator = torch.Generator()
         torch_generator.manual_seed(seed)
