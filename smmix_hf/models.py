@@ -19,6 +19,7 @@ from transformers import (
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from smmix_hf.backbones import backbone_class_for, builtin_config, resolve_model_name
+from smmix_hf.backbones.transformers_generic import vision_config_of
 from smmix_hf.data.transforms import TransformSettings, evaluation_image_processor
 
 __all__ = ["build_image_processor", "load_model"]
@@ -66,7 +67,7 @@ def load_model(
         _trainable_head(config)
         return AutoModelForImageClassification.from_config(config)
     config = AutoConfig.from_pretrained(resolved, **hub_kwargs)
-    if config.num_labels != len(id2label) and not ignore_mismatched_sizes:
+    if config.num_labels != len(id2label) and not ignore_mismatched_sizes and _has_classifier(config):
         raise ValueError(
             f"{resolved} has a classifier for {config.num_labels} classes but the dataset has {len(id2label)}; "
             "pass --ignore_mismatched_sizes to replace the head with a new one."
@@ -78,6 +79,13 @@ def load_model(
     return AutoModelForImageClassification.from_pretrained(
         resolved, config=config, ignore_mismatched_sizes=ignore_mismatched_sizes, **hub_kwargs
     )
+
+
+def _has_classifier(config: PretrainedConfig) -> bool:
+    """Whether the checkpoint was saved with a classifier. A backbone (DINOv2's ``Dinov2Model``, SigLIP's
+    ``SiglipModel``) has none: the classifier built from it gets a new head sized by the data's labels."""
+    architectures = getattr(config, "architectures", None) or []
+    return not architectures or any(name.endswith("ForImageClassification") for name in architectures)
 
 
 def _override_value(text: str) -> object:
@@ -101,7 +109,9 @@ def _apply_overrides(config: PretrainedConfig, overrides: str) -> None:
     the family needs with it, e.g. CaiT's ``img_size``) and tuples are written with ``/``: ``depths=1/1``.
     """
     if not isinstance(config, TimmWrapperConfig):
-        config.update_from_string(overrides)
+        # A two-tower model (SigLIP, CLIP) keeps the image encoder's shape in vision_config.
+        vision_config_of(config).update_from_string(overrides)
+        _realign_backbone_outputs(vision_config_of(config))
         return
     model_args = dict(config.model_args or {})
     for item in overrides.split(","):
@@ -118,13 +128,24 @@ def _apply_overrides(config: PretrainedConfig, overrides: str) -> None:
     config.model_args = model_args
 
 
+def _realign_backbone_outputs(config: PretrainedConfig) -> None:
+    """DINOv2's configuration also describes a backbone: ``stage_names`` (``stem``, then one stage per layer) and
+    ``out_features`` (the last stage) are set when it is made. A ``num_hidden_layers`` override leaves them at the old
+    depth, and the saved ``config.json`` then fails to load; they follow the new depth here."""
+    stages = getattr(config, "stage_names", None)
+    layers = getattr(config, "num_hidden_layers", None)
+    if stages and isinstance(layers, int) and len(stages) != layers + 1:
+        config.stage_names = ["stem", *(f"stage{index}" for index in range(1, layers + 1))]
+        config.set_output_features_output_indices(out_features=None, out_indices=None)
+
+
 def build_image_processor(model: PreTrainedModel, model_name_or_path: str, from_scratch: bool, **hub_kwargs: object):
     """The checkpoint's image processor; for a model from scratch, the ImageNet evaluation convention.
 
     A timm model from scratch gets its ``pretrained_cfg`` (input size, ``crop_pct``, interpolation, mean and
     std) through ``TimmWrapperImageProcessor``; any other model built from scratch gets a processor that
     resizes to ``config.image_size / 0.875``, centre-crops ``config.image_size`` (bicubic) and normalises with
-    the ImageNet mean and std, as DeiT evaluates.
+    the ImageNet mean and std, as DeiT evaluates (a two-tower model's size is in ``vision_config``).
     """
     resolved = resolve_model_name(model_name_or_path)
     if not from_scratch or os.path.isfile(os.path.join(resolved, "preprocessor_config.json")):
@@ -132,7 +153,7 @@ def build_image_processor(model: PreTrainedModel, model_name_or_path: str, from_
     timm_model = getattr(model, "timm_model", None)
     if timm_model is not None:
         return TimmWrapperImageProcessor(pretrained_cfg=dict(timm_model.pretrained_cfg))
-    size = model.config.image_size
+    size = vision_config_of(model.config).image_size
     side = size[-1] if isinstance(size, (list, tuple)) else size
     settings = TransformSettings(
         image_size=int(side), mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.875

@@ -23,6 +23,14 @@ Where the facts come from (Hub files as published; read through stored copies of
 - ``timm/*``: the timm Hub layout (``architecture``, ``num_classes``, ``num_features``, ``global_pool``,
   ``pretrained_cfg``), ``pretrained_cfg`` written from timm's own default configs of those tags (CaiT: crop_pct
   1.0, fixed input size; PVT-v2: crop_pct 0.9), as ``timm/cait_s24_224.fb_dist_in1k``'s ``config.json`` shows.
+- ``facebook/dinov2-small``: ``config.json`` names ``Dinov2Model`` (a backbone, no classifier): 12 layers, width 384,
+  6 heads, patch 14, ``image_size`` 518, ``layerscale_value`` 1.0, ``mlp_ratio`` 4, no SwiGLU;
+  ``preprocessor_config.json`` is ``BitImageProcessor``: shortest edge 256, centre crop 224, bicubic, ImageNet
+  mean/std (the fields a published validator of that repo pins, and the model card: "for a 224x224 image, 1 class
+  token + 256 patch tokens"). Built from scratch it takes the recipe's 224 px, as its processor crops.
+- ``google/siglip-base-patch16-224``: ``config.json`` names ``SiglipModel`` (image and text towers, no classifier)
+  and is sparse: the vision tower is ``SiglipVisionConfig``'s defaults (12 layers, width 768, 12 heads, MLP 3072,
+  patch 16, 224 px); ``SiglipImageProcessor`` squashes to 224 x 224, bicubic (``resample`` 3), mean/std 0.5.
 - ``id2label``: the 1000 ImageNet-1k names of timm's ``ImageNetInfo`` (the lemmas the Hub configs carry,
   duplicates such as "crane" 134 / 517 included).
 """
@@ -39,9 +47,10 @@ import torch
 from data_files import write_image_folder
 from PIL import Image
 from sklearn.datasets import load_digits
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, DeiTImageProcessor
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, DeiTImageProcessor
 
 from smmix_hf.backbones import MODEL_ALIASES, resolve_model_name
+from smmix_hf.backbones.transformers_generic import vision_config_of
 from smmix_hf.cli.train import main
 from smmix_hf.data.transforms import build_eval_transform, build_train_transform, settings_from_image_processor
 from smmix_hf.models import load_model
@@ -66,7 +75,14 @@ SLOW = {
     "timm/deit_base_distilled_patch16_224.fb_in1k",
     "timm/swin_small_patch4_window7_224.ms_in1k",
     "timm/swin_base_patch4_window7_224.ms_in1k",
+    "google/siglip-base-patch16-224",
+    "timm/vit_small_patch14_reg4_dinov2.lvd142m",
 }
+# Checkpoints that ship a backbone without a classifier: the classifier built from them gets a new head.
+HEADLESS = {"facebook/dinov2-small": "Dinov2Model", "google/siglip-base-patch16-224": "SiglipModel"}
+# timm checkpoints without a classifier (``num_classes`` 0 in timm's layout); timm's DINOv2 defaults to 518 px.
+TIMM_HEADLESS = {"timm/eva02_tiny_patch14_224.mim_in22k", "timm/vit_small_patch14_reg4_dinov2.lvd142m"}
+RECIPE_SIDE = 224  # the DeiT recipe's resolution, at which a short name's model is built from scratch
 SIZES = ("tiny", "small", "base")
 # What each Hub id's processor says: (input side, crop share, filter, mean).
 PREPROCESSING = {
@@ -90,6 +106,12 @@ PREPROCESSING = {
         for d in ("", "_distilled")
     },
     **{f"timm/swin_{s}_patch4_window7_224.ms_in1k": (224, 0.9, "bicubic", IMAGENET_MEAN) for s in SIZES},
+    "facebook/dinov2-small": (224, 224 / 256, "bicubic", IMAGENET_MEAN),
+    "google/siglip-base-patch16-224": (224, 1.0, "bicubic", [0.5] * 3),
+    # timm's default configs of these tags (EVA-02: OpenAI CLIP mean/std; DINOv2: 518 px, no crop).
+    "timm/deit3_small_patch16_224.fb_in1k": (224, 0.9, "bicubic", IMAGENET_MEAN),
+    "timm/eva02_tiny_patch14_224.mim_in22k": (224, 0.9, "bicubic", [0.48145466, 0.4578275, 0.40821073]),
+    "timm/vit_small_patch14_reg4_dinov2.lvd142m": (518, 1.0, "bicubic", IMAGENET_MEAN),
 }
 
 
@@ -104,9 +126,21 @@ def test_every_alias_target_has_a_fixture():
 @pytest.mark.parametrize("hub_id", HUB_IDS)
 def test_fixture_facts(hub_id):
     config = AutoConfig.from_pretrained(FIXTURES / hub_id)
-    assert config.num_labels == 1000
-    assert config.id2label[0] == "tench, Tinca tinca" and config.id2label[999].startswith("toilet tissue")
     raw = json.loads((FIXTURES / hub_id / "config.json").read_text())
+    if hub_id in HEADLESS:
+        assert raw["architectures"] == [HEADLESS[hub_id]] and "id2label" not in raw
+    elif hub_id in TIMM_HEADLESS:
+        assert raw["num_classes"] == 0 and config.num_labels == 0
+    else:
+        assert config.num_labels == 1000
+        assert config.id2label[0] == "tench, Tinca tinca" and config.id2label[999].startswith("toilet tissue")
+    if hub_id in HEADLESS:
+        vision = vision_config_of(config)
+        shape = (vision.hidden_size, vision.num_hidden_layers, vision.num_attention_heads, vision.patch_size)
+        assert (shape, vision.image_size) == {
+            "facebook/dinov2-small": ((384, 12, 6, 14), 518),
+            "google/siglip-base-patch16-224": ((768, 12, 12, 16), 224),
+        }[hub_id]
     if hub_id.startswith("facebook/deit-"):
         # DeiT: ViT-format checkpoints; the distilled ones are model_type deit (class + distillation token).
         assert raw["model_type"] == ("deit" if "distilled" in hub_id else "vit")
@@ -120,7 +154,7 @@ def test_fixture_facts(hub_id):
     if hub_id.startswith("timm/"):
         # timm Hub layout: the preprocessing lives in pretrained_cfg.
         assert raw["architecture"] == hub_id.split("/")[1].split(".")[0]
-        assert raw["pretrained_cfg"]["input_size"] == [3, 224, 224]
+        assert raw["pretrained_cfg"]["input_size"] == [3, PREPROCESSING[hub_id][0], PREPROCESSING[hub_id][0]]
         assert raw["pretrained_cfg"]["crop_mode"] == "center"
     side, crop_pct, interpolation, mean = PREPROCESSING[hub_id]
     settings = settings_from_image_processor(AutoImageProcessor.from_pretrained(FIXTURES / hub_id))
@@ -157,6 +191,10 @@ def test_from_scratch_builds_the_fixtures_architecture(hub_id, alias):
     config.num_labels, config.id2label, config.label2id = 10, labels, {name: index for index, name in labels.items()}
     if config.model_type == "deit":  # the checkpoint names its inference-only two-head class; training uses this
         config.architectures = ["DeiTForImageClassification"]
+    if hub_id in HEADLESS:  # built at the recipe's resolution (DINOv2's config says 518 px)
+        vision_config_of(config).image_size = RECIPE_SIDE
+    if hub_id in TIMM_HEADLESS:
+        config.model_args = {"img_size": RECIPE_SIDE}
     with torch.device("meta"):
         scratch = load_model(alias, id2label=labels, from_scratch=True)
         reference = AutoModelForImageClassification.from_config(config)
@@ -164,6 +202,9 @@ def test_from_scratch_builds_the_fixtures_architecture(hub_id, alias):
     assert _architecture(scratch) == _architecture(reference)
     for field in ("model_type", "image_size", "patch_size", "window_size", "depths", "architecture"):
         assert getattr(scratch.config, field, None) == getattr(config, field, None), field
+        assert getattr(vision_config_of(scratch.config), field, None) == getattr(vision_config_of(config), field, None)
+    if hub_id in HEADLESS:
+        assert scratch.config.num_labels == 10 and vision_config_of(scratch.config).image_size == RECIPE_SIDE
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +228,8 @@ def _checkpoint(hub_id: str, root: Path) -> Path:
     target = root / hub_id.replace("/", "--")
     if not (target / "config.json").is_file():
         config = AutoConfig.from_pretrained(FIXTURES / hub_id)
-        AutoModelForImageClassification.from_config(config).save_pretrained(target)
+        build = AutoModel if hub_id in HEADLESS | TIMM_HEADLESS else AutoModelForImageClassification  # a backbone ships as such
+        build.from_config(config).save_pretrained(target)
         processor = AutoImageProcessor.from_pretrained(FIXTURES / hub_id)
         if not hub_id.startswith("timm/"):
             processor.save_pretrained(target)
@@ -212,7 +254,7 @@ def test_one_finetuning_step_at_the_checkpoints_resolution(hub_id, mix_method, d
     started = time.perf_counter()
     metrics = main(
         [
-            "--model", str(checkpoint), "--ignore_mismatched_sizes", "true",
+            "--model", str(checkpoint), "--ignore_mismatched_sizes", str(hub_id not in HEADLESS | TIMM_HEADLESS).lower(),
             "--train_dir", str(train_dir), "--validation_dir", str(val_dir),
             "--do_train", "true", "--do_eval", "true", "--mix_method", mix_method, "--max_steps", "1",
             "--per_device_train_batch_size", "2",
@@ -225,3 +267,30 @@ def test_one_finetuning_step_at_the_checkpoints_resolution(hub_id, mix_method, d
     assert 0.0 <= metrics["eval_top1"] <= 1.0
     assert metrics["eval_accuracy"] == metrics["eval_top1"]
     assert resolve_model_name(dict(ALIASES)[hub_id]) == hub_id
+
+
+TINY_SHAPE = "image_size=32,patch_size=8,hidden_size=32,num_hidden_layers=1,num_attention_heads=2"
+FROM_SCRATCH = {
+    "dinov2-small": f"{TINY_SHAPE},mlp_ratio=2",
+    "siglip-base": f"{TINY_SHAPE},intermediate_size=64",  # reaches SigLIP's vision_config
+    str(FIXTURES / "facebook/dinov2-small"): f"{TINY_SHAPE},mlp_ratio=2",
+}
+
+
+@pytest.mark.parametrize("model", sorted(FROM_SCRATCH), ids=["dinov2-fixture", "dinov2-small", "siglip-base"])
+def test_a_headless_checkpoint_trains_from_scratch_with_a_head_for_the_digits(model, tmp_path):
+    """``--from_scratch`` on a short name (or the Hub-shaped fixture) of a checkpoint without a classifier: the
+    classifier gets a head for the data's 10 labels, shrunk by ``--config_overrides`` (SigLIP's go to its
+    ``vision_config``), and trains two SMMix steps on the digits."""
+    output_dir = tmp_path / "run"
+    metrics = main(
+        [
+            "--config", "demo", "--model", model, "--from_scratch", "true", "--config_overrides", FROM_SCRATCH[model],
+            "--max_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "8",
+            "--max_eval_samples", "16", "--output_dir", str(output_dir), "--disable_tqdm", "true",
+        ]
+    )  # fmt: skip
+    assert 0.0 <= metrics["eval_top1"] <= 1.0
+    saved = AutoConfig.from_pretrained(output_dir)
+    assert saved.num_labels == 10 and vision_config_of(saved).hidden_size == 32
+    assert saved.architectures[0].endswith("ForImageClassification")

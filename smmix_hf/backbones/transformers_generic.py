@@ -81,8 +81,31 @@ class TransformersAttentionBackbone(Backbone):
         model_class = classifier_class_of(config)
         return bool(getattr(model_class, "_supports_attention_backend", False))
 
+    short_names: ClassVar[dict[str, str]] = {
+        "dinov2-small": "facebook/dinov2-small",
+        "siglip-base": "google/siglip-base-patch16-224",
+    }
+    recipe_image_size: ClassVar[int] = 224
+    """The resolution a short name's checkpoint is built at from scratch (DINOv2's configuration says 518 px)."""
+
     @classmethod
     def scratch_config(cls, hub_id: str) -> PretrainedConfig | None:
+        """The architecture of the checkpoint's ``config.json`` (both ship without a classifier: the classifier
+        built from it gets a new head), at :attr:`recipe_image_size`."""
+        from transformers import Dinov2Config, SiglipConfig
+
+        if hub_id == "facebook/dinov2-small":
+            return Dinov2Config(
+                hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4, patch_size=14,
+                image_size=cls.recipe_image_size, layerscale_value=1.0, layer_norm_eps=1e-6, qkv_bias=True,
+                use_swiglu_ffn=False, drop_path_rate=0.0,
+            )  # fmt: skip
+        if hub_id == "google/siglip-base-patch16-224":
+            vision = dict(
+                hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, patch_size=16,
+                image_size=cls.recipe_image_size,
+            )  # fmt: skip
+            return SiglipConfig(vision_config=vision)
         return None
 
     @classmethod
