@@ -18,7 +18,7 @@ from messages import one_line, usage_error_line
 from PIL import Image
 from tiny_data import digits_split
 from tiny_models import tiny_vit
-from transformers import AutoModelForImageClassification, ConvNextConfig
+from transformers import AutoModelForImageClassification, ConvNextConfig, ResNetConfig, ResNetForImageClassification
 
 from smmix_hf import SMMixConfig, SMMixTrainer
 from smmix_hf.cli.errors import UsageError
@@ -223,6 +223,23 @@ def test_a_model_directory_without_config_json_is_a_usage_error(tmp_path, monkey
     assert message == (
         f"--model '{tmp_path / 'weights'}' is a directory without config.json; pass a directory written by "
         "save_pretrained (a finished run's output_dir or one of its checkpoint-N folders), or a Hub model id."
+    )
+
+
+@pytest.mark.parametrize("with_demo_overrides", [True, False], ids=["demo-recipe", "no-overrides"])
+def test_a_model_directory_that_is_not_a_vision_transformer_is_one_line(
+    with_demo_overrides, tmp_path, monkeypatch, capsys
+):
+    """A ResNet saved by transformers itself; with the demo recipe's ViT overrides it used to fail on a config key."""
+    config = ResNetConfig(num_labels=10, hidden_sizes=[8, 8], depths=[1, 1], embedding_size=8)
+    ResNetForImageClassification(config).save_pretrained(tmp_path / "resnet")
+    overrides = [] if with_demo_overrides else ["--config_overrides", ""]
+    argv = ["--config", DEMO, "--from_scratch", "false", *overrides, "--model", str(tmp_path / "resnet"), *QUICK,
+            "--output_dir", str(tmp_path / "run")]  # fmt: skip
+    assert command_error(argv, monkeypatch, capsys) == (
+        f"--model '{tmp_path / 'resnet'}' is a resnet model (ResNetForImageClassification), not a vision transformer; "
+        "SMMix places its windows by a vision transformer's attention to image patches. docs/backbones.md lists the "
+        "models that work."
     )
 
 
