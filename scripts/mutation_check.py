@@ -51,6 +51,7 @@ TESTS = tuple(
         "tests/test_reference_behaviour.py",
         "tests/test_reference_transmix.py",
         "tests/test_backbones_timm_vit_swin.py",
+        "tests/test_backbones_transformers_generic.py",
         "tests/test_task.py",
         "tests/test_model_copies.py",
         "tests/test_loops.py::test_timm_loop_on_two_gloo_processes_keeps_the_motivator_outside_ddp",
@@ -114,6 +115,28 @@ MUTATIONS = (
         "transformers, generic: the last attention module is never armed, so it forms no probabilities",
         "backbones/transformers_generic.py",
         (("        self.recorder.armed = True\n", "        self.recorder.armed = False\n"),),
+    ),
+    Mutation(
+        "generic_head_fed_class_token",
+        "transformers, generic: the heads get the class token (the sequence's first token) instead of the region mean",
+        "backbones/transformers_generic.py",
+        (
+            (
+                "        return sequence if sequence is not None else output[0]",
+                "        return sequence[:, :1].expand_as(sequence) if sequence is not None else output[0]",
+            ),
+        ),
+    ),
+    Mutation(
+        "generic_registers_counted_as_image_tokens",
+        "transformers, generic: DINOv2's register tokens counted as image tokens (the class token the only prefix)",
+        "backbones/transformers_generic.py",
+        (
+            (
+                'count += parameter.shape[1] if name == "register_tokens" else 1',
+                'count += 0 if name == "register_tokens" else 1',
+            ),
+        ),
     ),
     Mutation(
         "region_labels_swapped",
