@@ -25,7 +25,8 @@ def test_scores_and_clean_logits_come_from_the_motivator(make_config):
     student, teacher = tiny_vit(), tiny_vit(patch_size=4, hidden_size=48)  # grids 4×4 and 8×8
     trainer = SMMixTrainer(model=student, args=make_config(**RUN), motivator=teacher)
     images = torch.randn(4, 3, 32, 32)
-    clean_logits, scores = trainer.task._motivated_forward(images)
+    assert trainer.task.scorer is trainer.task.motivator  # the motivator is the task's window scorer
+    clean_logits, scores = trainer.task.scorer(images, trainer.task.probe.token_grid((32, 32)))
     teacher_scores, teacher_logits = own_scores(teacher, images)
     student_scores, _ = own_scores(student, images)
     assert teacher_scores.shape == (4, 8, 8) and scores.shape == (4, 4, 4)
