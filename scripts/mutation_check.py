@@ -51,6 +51,7 @@ TESTS = tuple(
         "tests/test_reference_behaviour.py",
         "tests/test_reference_transmix.py",
         "tests/test_backbones_timm_vit_swin.py",
+        "tests/test_backbones_timm_generic.py",
         "tests/test_backbones_transformers_generic.py",
         "tests/test_task.py",
         "tests/test_model_copies.py",
@@ -369,14 +370,37 @@ MUTATIONS = (
     Mutation(
         "timm_distillation_token_as_image_token",
         "timm DeiT distilled: the distillation token counted as an image token (1 prefix token)",
-        "backbones/timm_vit.py",
+        "backbones/timm_attention.py",
         (("self.num_prefix_tokens = int(module.num_prefix_tokens)", "self.num_prefix_tokens = 1"),),
     ),
     Mutation(
         "timm_q_norm_skipped",
-        "timm ViT score: queries not normalised by the last block's q_norm",
-        "backbones/timm_vit.py",
+        "timm ViT class attention (TransMix): queries not normalised by the last block's q_norm",
+        "backbones/timm_attention.py",
         (("attention.q_norm(heads(query, 0))", "heads(query, 0)"),),
+    ),
+    Mutation(
+        "timm_register_tokens_as_image_tokens",
+        "generic timm path: register tokens counted as image tokens (only the class token is a prefix)",
+        "backbones/timm_attention.py",
+        (
+            (
+                "self.num_prefix_tokens = int(module.num_prefix_tokens)",
+                "self.num_prefix_tokens = int(getattr(module, 'cls_token', None) is not None)",
+            ),
+        ),
+    ),
+    Mutation(
+        "timm_generic_second_to_last_block",
+        "generic timm path: the capture reads the second-to-last block's attention",
+        "backbones/timm_attention.py",
+        (("return self.backbone.blocks[-1].attn", "return self.backbone.blocks[-2].attn"),),
+    ),
+    Mutation(
+        "timm_generic_fused_captures_nothing",
+        "generic timm path: the last block stays fused in the motivated forward, so attn_drop sees nothing",
+        "backbones/timm_attention.py",
+        (("return _unfused(self.last_attention())", "return __import__('contextlib').nullcontext()"),),
     ),
     Mutation(
         "timm_swin_shift_left_undone",
