@@ -35,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = tuple(
     str(ROOT / test)
     for test in (
+        "tests/test_data_crop_decode.py::test_crop_boxes_are_timms_on_the_same_seeds",
+        "tests/test_data_crop_decode.py::test_dct_scaling_only_where_the_box_is_at_least_twice_the_output",
+        "tests/test_data_device_batch.py::test_device_batch_equals_timms_cpu_transform",
         "tests/test_draw_distributions.py::test_cutmix_box_areas_follow_timms",
         "tests/test_draw_distributions.py::test_mixup_weights_follow_beta_of_mixup_alpha",
         "tests/test_draw_distributions.py::test_mixup_switch_prob_is_the_probability_of_smmix",
@@ -447,6 +450,29 @@ MUTATIONS = (
             (
                 "logits = classifier_logits(self.trainable_module, mixed.images, self.input_keyword)",
                 "logits = classifier_logits(self.model, mixed.images, self.input_keyword)",
+            ),
+        ),
+    ),
+    Mutation(
+        "crop_scale_drawn_on_the_side",
+        "the worker's crop box draws its scale for the side instead of the area: smaller crops than timm's",
+        "data/uint8_transform.py",
+        (("target_area = rng.uniform(*scale) * area", "target_area = rng.uniform(*scale) ** 2 * area"),),
+    ),
+    Mutation(
+        "dct_scaling_below_twice_the_output",
+        "libjpeg's DCT scaling used for boxes only as large as the output: the crop is upsampled from a blurred decode",
+        "data/crop_decode.py",
+        (("if box_width >= scale * output_side and", "if box_width >= scale * output_side // 2 and"),),
+    ),
+    Mutation(
+        "device_erase_ignores_the_workers_boxes",
+        "the device paints the erasing noise at a place of its own (rows and columns swapped), not the worker's box",
+        "data/device_batch.py",
+        (
+            (
+                "pixels[:, top : top + height, left : left + width] = fill",
+                "pixels[:, left : left + height, top : top + width] = fill",
             ),
         ),
     ),
