@@ -15,6 +15,8 @@ _LAZY = {
     "load_digits_dataset": "smmix_hf.data.digits",
     "digits_tensors": "smmix_hf.data.digits",
     "SkipCounter": "smmix_hf.data.images",
+    "Uint8TrainTransform": "smmix_hf.data.uint8_transform",
+    "finish_pixels": "smmix_hf.data.device_batch",
     "decode_image": "smmix_hf.data.images",
     **{
         name: "smmix_hf.data.transforms"
