@@ -199,13 +199,23 @@ class SMMixTask(TrainingTask):
         self.clock.set_run_length(total_steps, steps_per_epoch, accumulation_steps)
 
     def set_position(
-        self, *, epoch: float | None = None, progress: float | None = None, step: int | None = None
+        self,
+        *,
+        epoch: float | None = None,
+        progress: float | None = None,
+        step: int | None = None,
+        outside_run: bool = False,
     ) -> None:
         """Tells the task where its next training call is, for a loop that counts the run itself (a schedule in
         epochs, gradient accumulation of its own kind): ``epoch`` (fractional, e.g. ``epoch + i / len(loader)``),
         ``progress`` (the share of the run's optimizer steps done, in [0, 1]) or ``step`` (the number saved mix
         examples carry). A value told is used until it is told again; what is not told comes from the task's own
-        count (:attr:`clock`)."""
+        count (:attr:`clock`). ``outside_run=True`` says that the calls are outside a training run (a Trainer's
+        ``compute_loss`` before ``train()``): no warm-up and no ``mix_off_epoch`` until a position is told again."""
+        if outside_run:
+            self._told = {"outside_run": True}
+            return
+        self._told.pop("outside_run", None)
         if epoch is not None:
             if not (math.isfinite(epoch) and epoch >= 0):
                 raise ValueError(f"set_position: epoch must be a finite number >= 0; got {epoch}.")
@@ -220,9 +230,11 @@ class SMMixTask(TrainingTask):
             self._told["step"] = int(step)
 
     @property
-    def position(self) -> RunPosition:
+    def position(self) -> RunPosition | None:
         """Where the next training call is: ``epoch`` and ``progress`` (0.0 where the task cannot know them and its
-        settings do not read them) and ``step``, the call's number from 1."""
+        settings do not read them) and ``step``, the call's number from 1; None outside a training run."""
+        if "outside_run" in self._told:
+            return None
         epoch = self._told.get("epoch", self.clock.epoch)
         progress = self._told.get("progress", self.clock.progress)
         step = self._told.get("step", self.clock.calls + 1)
@@ -249,7 +261,8 @@ class SMMixTask(TrainingTask):
             clean_logits, scores = self._motivated_forward(images, grid)
         mixed = method.mix(images, draw, clean_logits, scores)
         if self.keep_mix_examples:  # methods that do not show their windows keep the latest example
-            example = method.example(images, labels, mixed, clean_logits, scores, position.step)
+            step = position.step if position is not None else self.clock.calls + 1
+            example = method.example(images, labels, mixed, clean_logits, scores, step)
             self.last_mix_example = example or self.last_mix_example
         with method.mixed_forward(self.probe, mixed):
             logits = classifier_logits(self.trainable_module, mixed.images, self.input_keyword)
@@ -268,10 +281,12 @@ class SMMixTask(TrainingTask):
         motivated forward: eval mode, ``no_grad``, Eq. 6)."""
         return check_scores(self.scorer, images, grid, self.scorer(images, grid))
 
-    def _checked_position(self) -> RunPosition:
+    def _checked_position(self) -> RunPosition | None:
         """The next call's position, once it holds what the settings read; else a one-line error naming the ways
-        to give it."""
+        to give it. None outside a training run."""
         settings, position = self.settings, self.position
+        if position is None:
+            return None
         warmup = self.probe is not None and (
             settings.motivation_warmup_epochs > 0 or settings.motivation_warmup_ratio > 0
         )

@@ -106,8 +106,10 @@ class SMMixTrainer(TrainerPrivateOverrides):
         task = self.task
         if task.trainable_module is not model:  # the Trainer wraps the model (DDP, FSDP, compile) once it trains
             task.wrap(model)
-        position = RunPosition.of(self.state)
-        if position is not None:  # the Trainer counts its run itself (optimizer steps, epochs, accumulation)
+        position = RunPosition.of(self.state)  # the Trainer counts its run itself (optimizer steps, accumulation)
+        if position is None:
+            task.set_position(outside_run=True)  # compute_loss before train()
+        else:
             task.set_position(epoch=position.epoch, progress=position.progress, step=position.step)
         result = task(finish_pixels(inputs), inputs["labels"])  # uint8 batches: normalised and erased here
         loss = result["loss"]
