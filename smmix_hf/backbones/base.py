@@ -160,6 +160,12 @@ class Backbone(abc.ABC):
         """Called when that probe is removed: undo :meth:`attach` (default: nothing)."""
         return None
 
+    @property
+    def reads_class_attention(self) -> bool:
+        """Whether the class token's attention in the last block can be formed during a forward with gradients
+        (TransMix): a class token, and queries and keys the family can read (:class:`QueryKeyBackbone`)."""
+        return self.num_prefix_tokens > 0 and isinstance(self, QueryKeyBackbone)
+
     def motivated_forward_context(self) -> AbstractContextManager[None]:
         """Entered around the motivated forward only: what the model must do differently for
         :meth:`attention_capture_modules` to see the last block's attention (default: nothing). timm's generic
@@ -352,7 +358,8 @@ class TimmBackbone(Backbone):
         ``pretrained_cfg["input_size"]`` does not), or None when it takes any size (``dynamic_img_size``)."""
         patch_embed = getattr(self.backbone, "patch_embed", None)
         size = getattr(patch_embed, "img_size", None)
-        if size is None or getattr(patch_embed, "dynamic_img_size", False):
+        dynamic = getattr(self.backbone, "dynamic_img_size", False) or getattr(patch_embed, "dynamic_img_size", False)
+        if size is None or dynamic:
             return None
         return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from smmix_hf.backbones.base import Backbone, QueryKeyBackbone, backbone_for
+from smmix_hf.backbones.base import Backbone, backbone_for
 from smmix_hf.backbones.calling import classifier_logits, input_keyword
 from smmix_hf.backbones.region_head import attach_region_head, region_head_of
 from smmix_hf.tokens import pool_region_tokens
@@ -200,7 +200,7 @@ class SMMixProbe:
     @property
     def supports_class_attention(self) -> bool:
         """Whether the last attention block has a class-token query whose attention can be formed from q and k."""
-        return self.backbone.num_prefix_tokens > 0 and isinstance(self.backbone, QueryKeyBackbone)
+        return self.backbone.reads_class_attention
 
     @contextmanager
     def reading_class_attention(self, image_size: tuple[int, int]) -> Iterator[None]:

@@ -227,6 +227,15 @@ class TimmAttentionBackbone(TimmBackbone, QueryKeyBackbone):
 
     # ---- the class token's attention with gradients (TransMix), from timm's plain Attention only ----
 
+    @property
+    def reads_class_attention(self) -> bool:
+        """A class token and timm's plain ``Attention`` (fused ``qkv``) in the last block."""
+        try:
+            self.plain_attention()
+        except ValueError:
+            return False
+        return self.num_prefix_tokens > 0
+
     def plain_attention(self) -> nn.Module:
         attention = self.last_attention()
         plain = type(attention).__name__ == "Attention" and type(attention).__module__.startswith("timm.layers")

@@ -98,8 +98,8 @@ def check_vision_transformer(config_file: Path, name: str, flag: str) -> None:
     except (OSError, ValueError) as error:
         raise ValueError(f"{flag} {name!r}: {config_file} is not readable JSON ({error}).") from error
     model_type = config.get("model_type", "unknown")
-    if model_type == "timm_wrapper":
-        return
+    if model_type == "timm_wrapper" or ("model_type" not in config and "architecture" in config):
+        return  # a timm checkpoint: transformers reads a config.json without model_type as TimmWrapperConfig
     declared = {**config, **(config.get("vision_config") or {})}
     patches = "patch_size" in declared or "patch_sizes" in declared
     heads = "num_attention_heads" in declared or "num_heads" in declared

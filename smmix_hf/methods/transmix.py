@@ -49,9 +49,10 @@ class TransMix(LabelReweighting):
     def check_model(self, probe: SMMixProbe | None) -> None:
         if probe is not None and probe.backbone.num_prefix_tokens > 0 and not probe.supports_class_attention:
             raise ValueError(
-                f"TransMix reads the class token's attention during the mixed forward, which SMMix does for the "
-                f"hand-wired ViT, DeiT and PVT families only; {type(probe.model).__name__} is read generically "
-                "(docs/backbones.md): use one of those, or train without TransMix."
+                f"TransMix reads the class token's attention during the mixed forward, which SMMix forms from the "
+                f"last block's queries and keys (transformers ViT, DeiT and PVT; timm's plain Attention); "
+                f"{type(probe.model).__name__}'s last block is not one of those (docs/backbones.md): train it without "
+                "TransMix."
             )
         if probe is None or not probe.supports_class_attention:
             model = "the model" if probe is None else type(probe.model).__name__
