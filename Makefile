@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 # The PyTorch build to install first; override for another platform, e.g. TORCH_SPEC="torch torchvision".
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# pytest-xdist runs one test process per core; one thread each keeps them from fighting over the cores.
+TEST_ENV := $(OFFLINE) OMP_NUM_THREADS=1
 
 .PHONY: install test test-full mutation demo lint docs clean
 
@@ -20,10 +22,10 @@ install: $(VENV)/.installed
 # `make test` leaves out the tests marked `full` (full-size checkpoints that take minutes on a CPU); `make test-full`
 # runs everything.
 test: install
-	$(OFFLINE) $(PY) -m pytest -q -n 2 --durations=15 -m "not full"
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --durations=15 -m "not full"
 
 test-full: install
-	$(OFFLINE) $(PY) -m pytest -q -n 2 --durations=30
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --durations=30
 
 # Breaks the trainer's wiring on purpose, one bug at a time, and shows which reference test catches each.
 mutation: install
