@@ -1,4 +1,6 @@
-"""timm CaiT (CaiT-XXS-24/36 of the paper's Tab. 1), raw or inside ``TimmWrapperForImageClassification``.
+"""timm CaiT (CaiT-XXS-24/36 of the paper's Tab. 1), raw or inside ``TimmWrapperForImageClassification``. It has a
+file of its own because its last blocks are class attention (talking heads, a class token that joins late): the
+generic path would read the class-attention block instead of the last self-attention over the patches.
 
 CaiT runs ``depth`` self-attention blocks over the patch tokens only, then two class-attention blocks
 in which a class token attends to the frozen patch tokens. Eq. 6 asks for the attention the image

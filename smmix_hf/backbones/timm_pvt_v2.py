@@ -1,4 +1,6 @@
-"""timm PVT-v2 (b0-b5 of the paper's Tab. 1), raw or inside ``TimmWrapperForImageClassification``.
+"""timm PVT-v2 (b0-b5 of the paper's Tab. 1), raw or inside ``TimmWrapperForImageClassification``. It has a file of
+its own because its attention reduces the keys spatially (``q`` and ``kv`` apart, ``sr_ratios``) in a pyramid of
+stages, which the generic path (one ``[T, T]`` matrix over a flat grid) cannot read.
 
 PVT-v2 has no class token; its head averages the last stage's tokens, so the SMMix grid is that stage's
 grid (7×7 at 224 px, each token covering 32 pixels), and the score comes from the last block of the last

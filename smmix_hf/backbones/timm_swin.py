@@ -1,5 +1,6 @@
 """timm Swin (``SwinTransformer``: Swin-T/S/B of the paper's Tab. 1), raw or inside
-``TimmWrapperForImageClassification``.
+``TimmWrapperForImageClassification``. It has a file of its own because its attention is windowed and shifted: the
+scores are put together window by window, with the shift undone.
 
 Swin has no class token; its head averages the last stage's tokens, so the SMMix grid is that stage's grid
 (7×7 at 224 px, each token covering 32 pixels) and the score (Eq. 6) comes from the last block of the last stage.
