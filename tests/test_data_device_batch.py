@@ -20,7 +20,10 @@ from smmix_hf.data.transforms import (
     TransformSettings,
     build_train_transform,
     collate_image_batch,
+    evaluation_image_processor,
+    make_batch_transform,
 )
+from smmix_hf.data.uint8_eval import Uint8EvalTransform
 from smmix_hf.data.uint8_transform import Uint8TrainTransform
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -128,3 +131,21 @@ def test_the_batch_does_not_depend_on_the_worker_count(jpegs) -> None:
     dataset.set_epoch(1)
     loader = torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=collate_image_batch)
     assert not torch.equal(torch.cat([finish_pixels(batch) for batch in loader]), batches[0])
+
+
+def test_uint8_evaluation_finishes_to_the_saved_processors_pixels(jpegs) -> None:
+    """Evaluation rows in uint8, finished on the device, equal what the saved image processor (pipeline()) gives."""
+    settings = TransformSettings(image_size=96, mean=MEAN, std=STD)
+    rows = {"image": [{"bytes": data, "path": None} for data in jpegs[:4]], "label": [0, 1, 0, 1]}
+    batch = collate_image_batch(_rows_of(make_batch_transform(Uint8EvalTransform(settings))(rows)))
+    assert batch["pixel_values"].dtype == torch.uint8
+    processor = evaluation_image_processor(settings)
+    expected = torch.cat(
+        [processor(Image.open(io.BytesIO(data)), return_tensors="pt")["pixel_values"] for data in jpegs[:4]]
+    )
+    torch.testing.assert_close(finish_pixels(batch), expected, rtol=0, atol=1e-6)
+    assert batch["labels"].tolist() == [0, 1, 0, 1]
+
+
+def _rows_of(columns: dict[str, list]) -> list[dict]:
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]

@@ -28,10 +28,10 @@ from smmix_hf.data.labels import model_label_names
 from smmix_hf.data.pipeline import PreparedData, prepare_datasets, transform_settings
 from smmix_hf.data.sources import load_image_dataset
 from smmix_hf.data.transforms import (
-    build_eval_transform,
     collate_image_batch,
     evaluation_image_processor,
 )
+from smmix_hf.data.uint8_eval import Uint8EvalTransform
 from smmix_hf.data.uint8_transform import Uint8TrainTransform
 from smmix_hf.models import build_image_processor, load_model
 from smmix_hf.motivator import load_motivator
@@ -99,7 +99,7 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
         image_processor = evaluation_image_processor(settings)
     check_image_size(model, settings.image_size, training_args)
     train_transform = Uint8TrainTransform(settings) if training_args.do_train else None  # uint8, crop-only decode
-    eval_transform = build_eval_transform(settings)
+    eval_transform = Uint8EvalTransform(settings)  # the saved processor's pixels, normalised on the device
     data = prepare_datasets(
         splits, train_transform, eval_transform, data_args, training_args, label2id=model.config.label2id
     )

@@ -47,9 +47,11 @@ def finish_pixels(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     pixels = batch["pixel_values"]
     if pixels.dtype != torch.uint8:
         return pixels
-    mean = batch["pixel_mean"].to(pixels.device, torch.float32)[:, :, None, None]
-    std = batch["pixel_std"].to(pixels.device, torch.float32)[:, :, None, None]
-    images = pixels.float().div(255).sub_(mean).div_(std)
+    # (x - 255 mean) / (255 std), as timm's PrefetchLoader: one pass fewer than x / 255 - mean, / std, and the same
+    # to fp32 rounding.
+    mean = batch["pixel_mean"].to(pixels.device, torch.float32)[:, :, None, None].mul(255)
+    std = batch["pixel_std"].to(pixels.device, torch.float32)[:, :, None, None].mul(255)
+    images = pixels.float().sub_(mean).div_(std)
     boxes = batch["erase_boxes"]
     erased = (boxes[:, :, 2] > 0).any(dim=1).nonzero().flatten().tolist()
     if erased:

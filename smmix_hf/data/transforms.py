@@ -360,6 +360,15 @@ def _check_label_range(labels: list[int], images: list[Any], shards: list[str | 
             )
 
 
+def _columns(outputs: list[Any]) -> dict[str, list[Any]]:
+    """``pixel_values`` from a transform's outputs; a transform that returns dicts (a uint8 image with what the
+    device needs to finish it) gives a column per key, None for an image that did not decode."""
+    keys = dict.fromkeys(key for output in outputs if isinstance(output, Mapping) for key in output)
+    if not keys:
+        return {"pixel_values": outputs}
+    return {key: [None if output is None else output[key] for output in outputs] for key in keys}
+
+
 def make_batch_transform(
     transform: ImageTransform,
     image_column: str = "image",
@@ -373,7 +382,9 @@ def make_batch_transform(
     """A batch function for ``Dataset.set_transform`` / ``with_transform`` yielding model inputs.
 
     It decodes every image of the batch to RGB (decoded PIL images, ``{"bytes", "path"}`` records and
-    file paths all work), applies ``transform`` and returns ``{"pixel_values": [...], "labels": [...]}``.
+    file paths all work), applies ``transform`` and returns ``{"pixel_values": [...], "labels": [...]}`` (a
+    transform that returns dicts, such as :class:`~smmix_hf.data.uint8_eval.Uint8EvalTransform`, gives a column
+    per key).
     An image that does not decode becomes ``None`` (counted in ``counter``; :func:`collate_image_batch`
     drops it) or, with ``strict``, raises an error naming the file. ``label_map[k]`` replaces label ``k``;
     with ``num_labels`` a label outside 0..num_labels-1 raises an error naming the file.
@@ -385,16 +396,16 @@ def make_batch_transform(
             if column not in batch:
                 raise _missing_column_error(column, list(batch), "make_batch_transform")
         shards = batch.get("__url__") or [None] * len(batch[image_column])
-        pixel_values = []
+        outputs = []
         for value, shard in zip(batch[image_column], shards, strict=True):
             image = decode_image(value, strict=strict, counter=counter, shard=shard)
-            pixel_values.append(None if image is None else transform(image))
+            outputs.append(None if image is None else transform(image))
         labels = [int(label) for label in batch[label_column]]
         if num_labels is not None:
             _check_label_range(labels, batch[image_column], shards, num_labels)
         if label_map is not None:
             labels = [int(label_map[label]) for label in labels]
-        return {"pixel_values": pixel_values, "labels": labels}
+        return {**_columns(outputs), "labels": labels}
 
     return apply
 
