@@ -124,8 +124,8 @@ class MixSettings:
         motivation_warmup_ratio (`float`, *optional*, defaults to `0.25`):
             Share of the run's optimizer steps, in [0, 1), during which SMMix batches are mixed as
             motivation_warmup_mixing says, with no L_con, before max-min windows and L_con take over. Not the
-            paper's: 0 starts them at the first step, as the paper does. Left at its default, it is 0 when a trained
-            motivator places the windows. A model's attention does not find the objects early in training (see
+            paper's: 0 starts them at the first step, as the paper does. Left at its default (or None), it is 0 when a
+            trained motivator places the windows. A model's attention does not find the objects early in training (see
             docs/evidence.md). It counts this run's max_steps: resuming with a longer schedule moves its end.
         motivation_warmup_epochs (`float`, *optional*, defaults to `0.0`):
             The motivation warm-up in epochs instead: above 0, it replaces motivation_warmup_ratio (give only one
@@ -183,6 +183,8 @@ class MixSettings:
     label_reweighting: str = "none"
 
     def __post_init__(self) -> None:
+        if self.motivation_warmup_ratio is None:  # unset: the default (a quarter, or none with a motivator)
+            self.motivation_warmup_ratio = DefaultValue(DEFAULT_MOTIVATION_WARMUP_RATIO)
         if self.cutmix_minmax is not None:
             self.cutmix_minmax = [float(value) for value in self.cutmix_minmax]
         self.check_mix_settings()
