@@ -53,8 +53,8 @@ class SMMixTask(TrainingTask):
             (``timm.create_model("deit_small_patch16_224")``). It may already be wrapped (DDP, FSDP,
             ``torch.compile``): the task hooks the model inside and calls the wrapper.
         settings: every knob of the mixing (:class:`~smmix_hf.methods.MixSettings`; the paper's defaults, plus a
-            motivation warm-up over the first 25% of the steps). ``None`` takes the defaults, without the
-            warm-up when a ``motivator`` places the windows.
+            motivation warm-up over the first 25% of the steps). ``None`` takes the defaults. A warm-up left at
+            its default is none when a ``motivator`` or ``scorer`` places the windows.
         motivator: a frozen pre-trained model (or :class:`~smmix_hf.motivator.Motivator`) whose attention and
             clean logits drive the mixing instead of the model's own (Tab. 9). It stays outside DDP and out of
             the task's parameters and state.
@@ -108,14 +108,14 @@ class SMMixTask(TrainingTask):
         super().__init__(device=device, dtype=dtype, verbose=verbose)
         if motivator is not None and scorer is not None:
             raise ValueError("give SMMixTask a motivator or a scorer, not both (a Motivator is a WindowScorer).")
-        if settings is None:
-            placed = motivator is not None or scorer is not None
-            settings = MixSettings(motivation_warmup_ratio=0.0) if placed else MixSettings()
+        settings = settings if settings is not None else MixSettings()
         if not isinstance(settings, MixSettings):
             raise TypeError(
                 f"settings must be a smmix_hf.MixSettings; got {type(settings).__name__} "
                 "(an SMMixConfig gives one with MixSettings.from_config(config))."
             )
+        # The warm-up left at its default is none when a motivator or scorer places the windows (Tab. 9).
+        settings = settings.resolve(motivator_given=motivator is not None or scorer is not None)
         self.settings = settings
         self.allow_odd_batch = allow_odd_batch
         self.method = build_mix_method(settings, seed)
