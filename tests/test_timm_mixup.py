@@ -85,7 +85,13 @@ def test_the_same_stream_makes_the_same_batches_cutmix_as_timm(monkeypatch, swit
     "overrides",
     [
         dict(mix_method="cutmix", mixup_switch_prob=0.5, label_smoothing_factor=0.1),
-        dict(mix_method="cutmix", mixup_switch_prob=0.6, mix_prob=0.7, cutmix_minmax=(0.2, 0.8), label_smoothing_factor=0.0),
+        dict(
+            mix_method="cutmix",
+            mixup_switch_prob=0.6,
+            mix_prob=0.7,
+            cutmix_minmax=(0.2, 0.8),
+            label_smoothing_factor=0.0,
+        ),
         dict(mix_method="cutmix", mixup_switch_prob=0.5, mixup_alpha=0.2, cutmix_alpha=0.5, label_smoothing_factor=0.2),
         dict(mix_method="mixup", mix_prob=0.8, label_smoothing_factor=0.1),
     ],

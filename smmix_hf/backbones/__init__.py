@@ -9,6 +9,7 @@ To add a family, add one module here and import it below (docs/backbones.md, "Ad
 # Registration order is the order of the families in messages and in the --model help.
 # The generic timm path (timm_attention) is every other timm family's fallback: it defers to those with a file.
 from smmix_hf.backbones import vit, swin, pvt, beit, timm_cait, timm_pvt_v2, timm_swin, timm_vit, timm_attention
+
 # The generic transformers reader comes after the hand-wired transformers families: it serves the rest.
 from smmix_hf.backbones import transformers_generic
 
