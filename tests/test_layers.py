@@ -109,11 +109,11 @@ def test_the_trainer_is_glue():
     assert len((PACKAGE / "trainer.py").read_text().splitlines()) < 200
 
 
-def test_method_names_live_only_in_methods_and_the_config_choices():
+def test_method_names_live_only_in_methods_and_the_settings_declaration():
     pattern = re.compile(r"""["'](smmix|cutmix|mixup|transmix)["']""")
     for path in PACKAGE.rglob("*.py"):
         relative = path.relative_to(PACKAGE).as_posix()
-        if relative.startswith("methods/") or relative == "config.py":
+        if relative.startswith("methods/") or relative == "settings.py":
             continue
         lines = path.read_text().splitlines()
         # the model card's Hub tag "smmix" names the paper, not a mixing method
