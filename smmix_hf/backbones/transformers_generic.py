@@ -22,6 +22,7 @@ files for what this path does not serve; each says why in its docstring.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar
@@ -110,15 +111,11 @@ class TransformersAttentionBackbone(Backbone):
 
     @classmethod
     def tiny_config(cls, **overrides: object) -> PretrainedConfig:
-        """DINOv2 with four registers (two layers, width 32, patch 8 on 32 px, 10 classes): the generic path's
-        prefix tokens, its last-layer capture and a head that reads ``cat(class token, patch mean)`` at once."""
-        from transformers import Dinov2WithRegistersConfig
+        """DINOv2 with four registers from :data:`~smmix_hf.backbones.tested_models.TRANSFORMERS_TESTED`: the generic
+        path's prefix tokens, its last-layer capture and a head that reads ``cat(class token, patch mean)`` at once."""
+        from smmix_hf.backbones.tested_models import tiny_config
 
-        shape = dict(
-            image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-            mlp_ratio=2, num_register_tokens=4, num_labels=10,
-        )  # fmt: skip
-        return Dinov2WithRegistersConfig(**{**shape, **overrides})
+        return tiny_config("dinov2-registers", **overrides)
 
     # ---- reading the model ----
 
@@ -204,6 +201,15 @@ class TransformersAttentionBackbone(Backbone):
         patch = vision_config_of(self.config).patch_size
         patch = (patch, patch) if isinstance(patch, int) else (int(patch[0]), int(patch[1]))
         return patch_grid(image_size, patch, "the patch size")
+
+    def fixed_input_size(self) -> tuple[int, int] | None:
+        """None for embeddings that always resample their position embeddings to the input (DINOv2: no
+        ``interpolate_pos_encoding`` switch in their forward), else the declared size (a motivator resizes to it)."""
+        embeddings = getattr(self.encoder, "embeddings", None)
+        always_resampled = callable(getattr(embeddings, "interpolate_pos_encoding", None)) and (
+            "interpolate_pos_encoding" not in inspect.signature(embeddings.forward).parameters
+        )
+        return None if always_resampled else self.declared_image_size()
 
     def declared_image_size(self) -> tuple[int, int] | None:
         size = getattr(vision_config_of(self.config), "image_size", None)
