@@ -21,6 +21,13 @@ batch 16, CPU, fp32, SDPA attention::
     python bench/step_overhead.py --device cuda --bf16 --batch-size 256 \
         --config tests/fixtures/hub/facebook/deit-small-patch16-224   # DeiT-S, 1000 classes
 
+``--models`` times several models in the same run, every step of every model interleaved with the others'
+(bench/step_overhead_models.py): the hand-wired ViT, timm DeiT-T and EVA02-tiny read generically, and a DINOv2 at
+DeiT-T's shape read generically through the attention interface. Each has its own floor from its own forward; the
+last lines are a table of smmix/cutmix, the floor, the difference, and whether it is within floor + 0.03::
+
+    python bench/step_overhead.py --models vit,timm-deit,timm-eva02,dinov2 --methods cutmix,smmix --modes loop
+
 Profile of one SMMix step (torch.profiler, CPU, defaults): nearly all the time is in the two
 forwards and the backward's matmuls (``aten::addmm``, ``aten::mm``, ``aten::bmm``,
 SDPA); the mixing itself (window sums, argmin / argmax, one gather and one index_put of the
@@ -43,7 +50,10 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
+from step_overhead_models import MODELS, BenchModel, build_bench_model
+
 MMAP_THRESHOLD = "65536"
+MARGIN = 0.03  # how far above its floor an SMMix step may be
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--heads", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--patch-size", type=int, default=16)
+    parser.add_argument("--patch-size", type=int, default=None, help="default 16 (14 for timm-eva02)")
     parser.add_argument("--num-labels", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per method (median reported)")
@@ -63,48 +73,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--config",
         default=None,
-        help="a checkpoint folder whose config.json gives the model (e.g. "
-        "tests/fixtures/hub/facebook/deit-small-patch16-224); overrides the shape flags",
+        help="a checkpoint folder whose config.json gives the vit model (e.g. "
+        "tests/fixtures/hub/facebook/deit-small-patch16-224); overrides the shape flags for it",
     )
-    parser.add_argument("--attn-implementation", default="sdpa")
+    parser.add_argument("--attn-implementation", default="sdpa", help="of the transformers models")
+    parser.add_argument("--models", default="vit", help=f"comma-separated, of {', '.join(MODELS)}")
     parser.add_argument("--methods", default="none,mixup,cutmix,smmix")
     parser.add_argument("--modes", default="trainer,loop", help="trainer (SMMixTrainer), loop (plain SMMixTask)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one SMMix step")
     return parser.parse_args(argv)
-
-
-def build_model(args: argparse.Namespace):
-    import torch
-    from transformers import AutoConfig, AutoModelForImageClassification, ViTConfig, ViTForImageClassification
-
-    if args.config is not None:
-        config = AutoConfig.from_pretrained(args.config)
-        needed = ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
-        if not all(isinstance(getattr(config, name, None), int) for name in needed):
-            raise SystemExit(f"--config needs a ViT-shaped config.json ({', '.join(needed)}): {args.config}")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
-            if hasattr(config, name):
-                setattr(config, name, 0.0)
-        config._attn_implementation = args.attn_implementation
-        args.hidden_size, args.layers = config.hidden_size, config.num_hidden_layers
-        args.heads = config.num_attention_heads
-        args.image_size, args.patch_size, args.num_labels = config.image_size, config.patch_size, config.num_labels
-        torch.manual_seed(0)
-        return AutoModelForImageClassification.from_config(config).to(args.device)
-    config = ViTConfig(
-        image_size=args.image_size,
-        patch_size=args.patch_size,
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.layers,
-        num_attention_heads=args.heads,
-        intermediate_size=4 * args.hidden_size,
-        num_labels=args.num_labels,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    config._attn_implementation = args.attn_implementation
-    torch.manual_seed(0)
-    return ViTForImageClassification(config).to(args.device)
 
 
 def build_trainers(model, args: argparse.Namespace, methods: list[str], output_dir: str) -> dict:
@@ -169,21 +146,15 @@ def measure_peak(step: Callable[[], None], device: str) -> int:
     return resident_bytes("VmHWM") - before
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.device == "cpu" and os.environ.get("MALLOC_MMAP_THRESHOLD_") != MMAP_THRESHOLD:
-        os.environ["MALLOC_MMAP_THRESHOLD_"] = MMAP_THRESHOLD
-        os.execv(sys.executable, [sys.executable, *sys.argv])
-
+def model_steps(
+    bench: BenchModel, args: argparse.Namespace, methods: list[str], modes: list[str]
+) -> dict[str, Callable[[], None]]:
+    """The timed steps of one model, ``<mode>:<method>`` and ``forward``, on a batch of its own."""
     import torch
 
-    methods = [name.strip() for name in args.methods.split(",") if name.strip()]
-    modes = [name.strip() for name in args.modes.split(",") if name.strip()]
-    if not modes or not set(modes) <= {"trainer", "loop"}:
-        raise SystemExit(f"--modes takes trainer and/or loop; got {args.modes!r}")
-    model = build_model(args)
-    images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=args.device)
-    labels = torch.randint(0, args.num_labels, (args.batch_size,), device=args.device)
+    model = bench.model
+    images = torch.randn(args.batch_size, 3, bench.image_size, bench.image_size, device=args.device)
+    labels = torch.randint(0, bench.num_labels, (args.batch_size,), device=args.device)
     inputs = {"pixel_values": images, "labels": labels}
     autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
 
@@ -220,40 +191,76 @@ def main(argv: list[str] | None = None) -> None:
         build_step = trainer_step if mode == "trainer" else loop_step
         steps.update({f"{mode}:{method}": build_step(method) for method in methods})
     steps["forward"] = forward_only
-    for step in steps.values():
-        for _ in range(args.warmup):
-            step()
+    return steps
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.device == "cpu" and os.environ.get("MALLOC_MMAP_THRESHOLD_") != MMAP_THRESHOLD:
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = MMAP_THRESHOLD
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+    methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+    modes = [name.strip() for name in args.modes.split(",") if name.strip()]
+    names = list(dict.fromkeys(name.strip() for name in args.models.split(",") if name.strip()))
+    if not modes or not set(modes) <= {"trainer", "loop"}:
+        raise SystemExit(f"--modes takes trainer and/or loop; got {args.modes!r}")
+    if not names or not set(names) <= set(MODELS):
+        raise SystemExit(f"--models takes {', '.join(MODELS)}; got {args.models!r}")
+    load_before = os.getloadavg()
+    benches = [build_bench_model(name, args) for name in names]
+    steps = {bench.name: model_steps(bench, args, methods, modes) for bench in benches}
+    for model_steps_of in steps.values():
+        for step in model_steps_of.values():
+            for _ in range(args.warmup):
+                step()
     synchronize(args.device)
 
-    timings: dict[str, list[float]] = {name: [] for name in steps}
+    # Every step of every model once per repeat, so that repeat i of each is measured under the same load.
+    timings = {model: {name: [] for name in model_steps_of} for model, model_steps_of in steps.items()}
     for _ in range(args.repeats):
-        for name, step in steps.items():
-            synchronize(args.device)
-            start = time.perf_counter()
-            step()
-            synchronize(args.device)
-            timings[name].append(time.perf_counter() - start)
-    peaks = {name: measure_peak(step, args.device) for name, step in steps.items()}
+        for model, model_steps_of in steps.items():
+            for name, step in model_steps_of.items():
+                synchronize(args.device)
+                start = time.perf_counter()
+                step()
+                synchronize(args.device)
+                timings[model][name].append(time.perf_counter() - start)
+    peaks = {
+        model: {name: measure_peak(step, args.device) for name, step in model_steps_of.items()}
+        for model, model_steps_of in steps.items()
+    }
+    if args.profile:
+        for model, model_steps_of in steps.items():
+            profile_step(model, model_steps_of, args.device)
+
+    for bench in benches:
+        report(args, bench, timings[bench.name], peaks[bench.name])
+    if len(benches) > 1:
+        summarize(timings)
+    load = ", ".join(f"{before:.1f} -> {after:.1f}" for before, after in zip(load_before, os.getloadavg(), strict=True))
+    print(f"load average (1, 5, 15 min) before -> after the run: {load}; {os.cpu_count()} CPUs")
+
+
+def profile_step(model: str, steps: dict[str, Callable[[], None]], device: str) -> None:
+    """A torch.profiler table of the first SMMix step of ``steps``."""
+    from torch.profiler import ProfilerActivity, profile
 
     profiled = next((name for name in steps if name.endswith(":smmix")), None)
-    if args.profile and profiled is not None:
-        from torch.profiler import ProfilerActivity, profile
-
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
-        with profile(activities=activities) as profiler:
-            steps[profiled]()
-        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
-
-    report(args, timings, peaks)
+    if profiled is None:
+        return
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        steps[profiled]()
+    print(f"{model} {profiled}:")
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
-def report(args: argparse.Namespace, timings: dict[str, list[float]], peaks: dict[str, int]) -> None:
+def report(args: argparse.Namespace, bench: BenchModel, timings: dict[str, list[float]], peaks: dict[str, int]) -> None:
     medians = {name: statistics.median(values) for name, values in timings.items()}
     memory_kind = "CUDA max allocated" if args.device == "cuda" else "CPU peak RSS delta"
     print(
-        f"model: {args.config or 'ViT'} width {args.hidden_size}, {args.layers} layers, {args.heads} heads, "
-        f"{args.image_size}px/patch {args.patch_size}, {args.num_labels} classes | batch {args.batch_size} | "
-        f"{args.device} {args.dtype} | attention {args.attn_implementation} | median of {args.repeats}"
+        f"model: {bench.description} | batch {args.batch_size} | {args.device} {args.dtype} | median of {args.repeats}"
     )
     print(f"{'step':<16}{'median s':>10}{'images/s':>10}{'vs cutmix':>11}{'peak MiB':>10}   ({memory_kind})")
     for name, seconds in medians.items():
@@ -279,6 +286,28 @@ def report(args: argparse.Namespace, timings: dict[str, list[float]], peaks: dic
         if smmix and cutmix and "forward" in medians:
             floor = 1 + medians["forward"] / cutmix
             print(f"{mode}: smmix/cutmix = {smmix / cutmix:.2f} (floor {floor:.2f})")
+
+
+def summarize(timings: dict[str, dict[str, list[float]]]) -> None:
+    """Per model and mode: smmix/cutmix, its floor ``1 + forward/cutmix`` (medians), the difference, the same
+    difference repeat by repeat (median and interquartile range of ``(smmix - cutmix - forward) / cutmix``), and
+    whether the step is within floor + MARGIN."""
+    print(f"\nsmmix/cutmix against its floor 1 + forward/cutmix, same run; within: <= floor + {MARGIN:.2f}")
+    print(f"{'model':<12}{'mode':<9}{'ratio':>7}{'floor':>7}{'above':>8}   {'paired above [IQR]':<28}within")
+    for model, model_timings in timings.items():
+        for mode in dict.fromkeys(name.split(":")[0] for name in model_timings if ":" in name):
+            smmix, cutmix = model_timings.get(f"{mode}:smmix"), model_timings.get(f"{mode}:cutmix")
+            forward = model_timings.get("forward")
+            if not (smmix and cutmix and forward):
+                continue
+            ratio = statistics.median(smmix) / statistics.median(cutmix)
+            floor = 1 + statistics.median(forward) / statistics.median(cutmix)
+            above = round(ratio, 2) - round(floor, 2)
+            paired = [(s - c - f) / c for s, c, f in zip(smmix, cutmix, forward, strict=True)]
+            spread = statistics.quantiles(paired, n=4) if len(paired) >= 4 else [min(paired), 0.0, max(paired)]
+            paired_text = f"{statistics.median(paired):+.3f} [{spread[0]:+.3f}, {spread[2]:+.3f}]"
+            within = "yes" if above <= MARGIN + 1e-9 else "no"
+            print(f"{model:<12}{mode:<9}{ratio:>7.2f}{floor:>7.2f}{above:>+8.2f}   {paired_text:<28}{within}")
 
 
 if __name__ == "__main__":
