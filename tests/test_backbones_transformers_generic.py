@@ -179,3 +179,25 @@ def test_a_model_that_cannot_be_read_is_refused_before_the_first_step(name):
     assert f"does not support model_type {model.config.model_type!r} ({type(model).__name__})" in message
     assert "looked for _supports_attention_backend = True" in message
     assert message.endswith("see docs/backbones.md for the models that work.")
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_the_command_line_trains_each_from_a_config_directory(label, tmp_path):
+    """``smmix-train --from_scratch --model <directory>`` with the model's tiny ``config.json``: a user's own
+    checkpoint folder of any tested model trains two SMMix steps and saves a classifier that loads back."""
+    from smmix_hf.cli.train import main
+
+    model_dir, output_dir = tmp_path / "model", tmp_path / "run"
+    tiny_config(label, num_hidden_layers=1).save_pretrained(model_dir)
+    metrics = main(
+        [
+            "--config", "demo", "--model", str(model_dir), "--from_scratch", "true",
+            "--config_overrides", "image_size=32", "--max_steps", "2", "--logging_steps", "1",
+            "--per_device_train_batch_size", "8", "--max_eval_samples", "16",
+            "--mixup_switch_prob", "1.0", "--motivation_warmup_ratio", "0", "--output_dir", str(output_dir),
+            "--disable_tqdm", "true",
+        ]
+    )  # fmt: skip
+    assert 0.0 <= metrics["eval_top1"] <= 1.0
+    reloaded = AutoModelForImageClassification.from_pretrained(output_dir)
+    assert type(reloaded).__name__ == AutoModelForImageClassification.from_config(tiny_config(label)).__class__.__name__
