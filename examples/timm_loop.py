@@ -4,6 +4,7 @@
     python examples/timm_loop.py
     torchrun --nproc_per_node 2 examples/timm_loop.py          # DDP over gloo on CPU, NCCL on GPUs
     python examples/timm_loop.py --motivator                   # a frozen motivator (Tab. 9), kept out of DDP
+    python examples/timm_loop.py --ema_motivator               # an EMA of the model places the windows
 
 It trains a small DeiT (``deit_tiny_patch16_224``'s architecture at 32 px) on scikit-learn's bundled digits (no
 download) and prints the loss terms of the last step and the held-out top-1.
@@ -20,6 +21,7 @@ import torch
 import torch.distributed as dist
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
+from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler
 
 from smmix_hf import MixSettings, SMMixTask
@@ -32,6 +34,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=32, help="per process; SMMix needs it even")
     parser.add_argument("--max_train_images", type=int, default=None, help="train on the first N digits only")
     parser.add_argument("--motivator", action="store_true", help="let a frozen copy of the model place the windows")
+    parser.add_argument(
+        "--ema_motivator", action="store_true", help="let timm's ModelEmaV3 of the model place the windows"
+    )
     return parser.parse_args()
 
 
@@ -47,8 +52,10 @@ def main() -> None:
     model = timm.create_model(
         "deit_tiny_patch16_224", pretrained=False, num_classes=10, img_size=32, patch_size=4, depth=4
     ).to(device)
-    # A trained motivator would come from a checkpoint (Tab. 9); a frozen copy shows where it lives.
-    motivator = copy.deepcopy(model) if args.motivator else None
+    # A trained motivator would come from a checkpoint (Tab. 9); a frozen copy shows where it lives. An EMA of the
+    # model is a momentum teacher: a motivator that follows the model, updated after each optimizer step.
+    ema = ModelEmaV3(model, decay=0.99) if args.ema_motivator else None
+    motivator = copy.deepcopy(model) if args.motivator else (ema.module if ema is not None else None)
 
     train = digits_tensors("train")
     if args.max_train_images:
@@ -83,6 +90,8 @@ def main() -> None:
             result["loss"].backward()
             optimizer.step()
             scheduler.step_update(num_updates=step + 1)
+            if ema is not None:
+                ema.update(model, step=step)
             # --8<-- [end:step]
         scheduler.step(epoch + 1)
 

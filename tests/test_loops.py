@@ -103,6 +103,13 @@ def test_timm_loop_trains_on_one_process(capsys, monkeypatch):
     assert out.startswith("trained: VisionTransformer; motivator: None; last step {'loss':")
 
 
+def test_timm_loop_with_timms_ema_as_the_motivator(capsys, monkeypatch):
+    """``--ema_motivator``: timm's ``ModelEmaV3`` of the model places the windows (tests/test_model_copies.py checks
+    that the task's clean logits are the EMA's own)."""
+    out = run_example("timm_loop.py", ["--epochs", "1", "--ema_motivator", *SMALL], capsys, monkeypatch)
+    assert out.startswith("trained: VisionTransformer; motivator: VisionTransformer; last step {'loss':")
+
+
 def test_timm_loop_on_two_gloo_processes_keeps_the_motivator_outside_ddp():
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
