@@ -8,8 +8,8 @@ For each ImageNet-like JPEG (500×375, quality 90) both paths run back to back, 
 - **ours** (:class:`~smmix_hf.data.uint8_transform.Uint8TrainTransform`): seeding its own generators, header and
   crop box, crop-only decode, crop + resize, flip, RandAugment, uint8 tensor, erase boxes; then normalising and
   erasing on the device (:func:`~smmix_hf.data.device_batch.finish_pixels`, here on the CPU, per batch of 32, shared
-  out per image; a GPU does it in the training process, not in a worker); ``ours, torch resize`` resizes with
-  torch's antialiased uint8 kernel instead of Pillow's.
+  out per image; a GPU does it in the training process, not in a worker); ``ours`` resizes with torch's
+  antialiased uint8 kernel (the default), ``ours, Pillow resize`` with Pillow's, as timm does.
 
 It prints milliseconds per image for each stage (the median over rounds of the mean over images), the totals, their
 ratio and the load average, so a table measured on a shared machine says how shared it was::
@@ -36,7 +36,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SOURCE_SIZE = (500, 375)
-TIMM, OURS, OURS_TORCH = "timm", "ours", "ours, torch resize"
+TIMM, OURS, OURS_PIL = "timm", "ours", "ours, Pillow resize"
 DEVICE = "normalise + erase on the device"
 
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         jpegs.append(buffer.getvalue())
     settings = deit_settings(args.image_size)
     timm_transform = build_train_transform(settings)
-    ours = {OURS: Uint8TrainTransform(settings), OURS_TORCH: Uint8TrainTransform(settings, resize="torch")}
+    ours = {OURS: Uint8TrainTransform(settings), OURS_PIL: Uint8TrainTransform(settings, resize="pil")}
     load_before = os.getloadavg()
     rounds: dict[str, list[dict[str, float]]] = {TIMM: [], **{path: [] for path in ours}}
     for round_index in range(args.rounds + 1):  # the first round warms up and is not counted

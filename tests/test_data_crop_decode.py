@@ -74,7 +74,7 @@ def test_dct_scaled_crops_stay_close_to_timms_over_200_jpegs() -> None:
     """PSNR of our 112 px crops (DCT scaling where the box is >= 224 px) against timm's crop of the full decode."""
     rng = np.random.default_rng(1)
     settings = TransformSettings(image_size=112, mean=(0.5,) * 3, std=(0.5,) * 3, horizontal_flip=False)
-    ours, timm_crop = Uint8TrainTransform(settings), build_train_transform(settings).transforms[0]
+    ours, timm_crop = Uint8TrainTransform(settings, resize="pil"), build_train_transform(settings).transforms[0]
     assert isinstance(timm_crop, RandomResizedCropAndInterpolation)
     values, coding = [], []
     for seed in range(200):

@@ -53,7 +53,7 @@ def timm_reference(settings: TransformSettings, data: bytes, seed: int, ops_name
 
 
 def ours(settings: TransformSettings, jpegs: list[bytes], seeds: list[int], ops_named: str | None) -> torch.Tensor:
-    transform = Uint8TrainTransform(settings)
+    transform = Uint8TrainTransform(settings, resize="pil")  # timm's resize, for pixels equal to timm's
     if ops_named is not None:
         transform.policy[0].ops = [op for op in transform.policy[0].ops if op.name == ops_named]
     pairs = zip(jpegs, seeds, strict=True)
