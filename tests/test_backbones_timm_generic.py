@@ -25,8 +25,9 @@ from reference.timm_attention import (
     timm_module,
     unfused_attention,
 )
+from run_configs import deterministic_task_step
 from tiny_data import digits_split
-from transformers import AutoModelForImageClassification, TimmWrapperConfig
+from tiny_models import timm_model
 
 from smmix_hf.backbones import backbone_for, resolve_model_name
 from smmix_hf.backbones.probe import SMMixProbe
@@ -49,16 +50,7 @@ SLOW_STEPS = ("vitamin",)
 def build(label: str, kind: str = "raw", **overrides: object) -> torch.nn.Module:
     """The tiny model of ``label``, raw or inside TimmWrapperForImageClassification, SDPA in every block."""
     architecture, args = TESTED[label]
-    args = {**args, **overrides}
-    if kind == "raw":
-        model = timm.create_model(architecture, pretrained=False, num_classes=CLASSES, **args)
-    else:
-        config = TimmWrapperConfig(architecture=architecture, num_labels=CLASSES, model_args=args)
-        model = AutoModelForImageClassification.from_config(config)
-    for module in model.modules():
-        if hasattr(module, "fused_attn"):
-            module.fused_attn = True
-    return model
+    return timm_model(architecture, {**args, **overrides}, kind, CLASSES)
 
 
 def side(label: str) -> int:
@@ -179,14 +171,7 @@ def confident(model: torch.nn.Module, size: int, steps: int = 30) -> torch.nn.Mo
 
 
 def task_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    settings = MixSettings(
-        mixup_switch_prob=1.0, region_scale_min=0.5, region_scale_max=0.5, motivation_warmup_ratio=0.0
-    )
-    task = SMMixTask(model, settings=settings, seed=0)
-    model.train()
-    out = task(images, labels)
-    out["loss"].backward()
-    task.remove_hooks()
+    out = deterministic_task_step(model, images, labels)
     return {name: float(out[name].detach()) for name in TERMS}
 
 

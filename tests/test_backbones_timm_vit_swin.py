@@ -23,9 +23,10 @@ from reference.timm_attention import (
     region_head,
     timm_module,
 )
-from run_configs import short_run_config
+from run_configs import deterministic_task_step, short_run_config
 from tiny_data import digits_split
-from transformers import AutoModelForImageClassification, TimmWrapperConfig
+from tiny_models import timm_model
+from transformers import AutoModelForImageClassification
 
 from smmix_hf import SMMixTrainer
 from smmix_hf.backbones import backbone_for
@@ -69,16 +70,7 @@ def build(family: str, kind: str, **overrides) -> torch.nn.Module:
     """The family's tiny model, as ``timm.create_model`` returns it or inside TimmWrapperForImageClassification,
     with SDPA attention everywhere (timm's Swin leaves it off by default; the score must not depend on it)."""
     architecture, args = FAMILIES[family]
-    args = {**args, **overrides}
-    if kind == "raw":
-        model = timm.create_model(architecture, pretrained=False, num_classes=CLASSES, **args)
-    else:
-        config = TimmWrapperConfig(architecture=architecture, num_labels=CLASSES, model_args=args)
-        model = AutoModelForImageClassification.from_config(config)
-    for module in model.modules():
-        if hasattr(module, "fused_attn"):
-            module.fused_attn = True
-    return model
+    return timm_model(architecture, {**args, **overrides}, kind, CLASSES)
 
 
 def confident(model: torch.nn.Module, steps: int = 30) -> torch.nn.Module:
@@ -101,17 +93,7 @@ def fixed_batch() -> dict[str, torch.Tensor]:
 def smmix_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """One SMMix step of the package on ``model`` (loss backpropagated): ``SMMixTask``, the step every training
     loop calls (SMMixTrainer, timm's loop, Lightning); raw timm models are called positionally."""
-    from smmix_hf.methods import MixSettings
-    from smmix_hf.task import SMMixTask
-
-    settings = MixSettings(
-        mixup_switch_prob=1.0, region_scale_min=0.5, region_scale_max=0.5, motivation_warmup_ratio=0.0
-    )
-    task = SMMixTask(model, settings=settings, seed=0)
-    model.train()
-    out = task(images, labels)
-    out["loss"].backward()
-    task.remove_hooks()
+    out = deterministic_task_step(model, images, labels)
     assert out["output"].shape == (images.shape[0], CLASSES)
     return {name: float(out[name].detach()) for name in ("loss", *TERMS)}
 

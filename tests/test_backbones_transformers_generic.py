@@ -15,7 +15,7 @@ import math
 import pytest
 import torch
 from reference.smmix_step import last_block_attention_scores, prefix_tokens, reference_smmix_step, token_grid_of
-from run_configs import short_run_config
+from run_configs import deterministic_task_step, short_run_config
 from test_reference_step import BATCH, TERMS, check_against_reference, fixed_batch
 from tiny_data import digits_split
 from transformers import (
@@ -27,7 +27,7 @@ from transformers import (
     ResNetForImageClassification,
 )
 
-from smmix_hf import MixSettings, SMMixTask, SMMixTrainer
+from smmix_hf import SMMixTask, SMMixTrainer
 from smmix_hf.backbones.attention_interface import IMPLEMENTATION_PREFIX
 from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.backbones.tested_models import TRANSFORMERS_TESTED, tiny_config
@@ -104,14 +104,7 @@ def test_the_task_step_equals_the_reference(label):
     expected = reference_smmix_step(reference_model, images, labels, side)
     expected["loss"].backward()
 
-    settings = MixSettings(
-        mixup_switch_prob=1.0, region_scale_min=0.5, region_scale_max=0.5, motivation_warmup_ratio=0.0
-    )
-    task = SMMixTask(model, settings=settings, seed=0)
-    model.train()
-    out = task(images, labels)
-    out["loss"].backward()
-    task.remove_hooks()
+    out = deterministic_task_step(model, images, labels)
 
     assert expected["loss_con"] > 0.05, "L_con must be large enough to expose wiring errors"
     for name in ("loss", *TERMS):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+import torch
 from transformers import AutoModelForImageClassification, PreTrainedModel
 
 from smmix_hf.backbones import registered_backbones
@@ -73,3 +74,21 @@ TINY_MODELS: dict[str, Callable[..., PreTrainedModel]] = {
     for name, build in TINY_FAMILIES.items()
     if not issubclass({family.name: family for family in registered_backbones()}[name], TimmBackbone)
 }
+
+
+def timm_model(architecture: str, model_args: dict, kind: str = "raw", num_classes: int = 10) -> torch.nn.Module:
+    """A timm model from scratch, as ``timm.create_model`` returns it (``kind="raw"``) or inside
+    ``TimmWrapperForImageClassification`` (``"wrapped"``), with SDPA in every attention block (timm's Swin leaves it
+    off by default; the score must not depend on it)."""
+    import timm
+    from transformers import TimmWrapperConfig
+
+    if kind == "raw":
+        model = timm.create_model(architecture, pretrained=False, num_classes=num_classes, **model_args)
+    else:
+        config = TimmWrapperConfig(architecture=architecture, num_labels=num_classes, model_args=model_args)
+        model = AutoModelForImageClassification.from_config(config)
+    for module in model.modules():
+        if hasattr(module, "fused_attn"):
+            module.fused_attn = True
+    return model
