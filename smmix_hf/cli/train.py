@@ -24,15 +24,12 @@ from smmix_hf.cli.locations import check_model_sources, check_output_path, check
 from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.preflight import check_extras, check_image_size, check_output_dir, check_push_to_hub
 from smmix_hf.config import SMMixConfig
+from smmix_hf.data.device_trainer import training_parts
 from smmix_hf.data.labels import model_label_names
 from smmix_hf.data.pipeline import PreparedData, prepare_datasets, transform_settings
 from smmix_hf.data.sources import load_image_dataset
-from smmix_hf.data.transforms import (
-    collate_image_batch,
-    evaluation_image_processor,
-)
+from smmix_hf.data.transforms import evaluation_image_processor
 from smmix_hf.data.uint8_eval import Uint8EvalTransform
-from smmix_hf.data.uint8_transform import Uint8TrainTransform
 from smmix_hf.models import build_image_processor, load_model
 from smmix_hf.motivator import load_motivator
 from smmix_hf.trainer import SMMixTrainer
@@ -98,7 +95,8 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
         # The saved processor must give pipeline() exactly the evaluation transform's pixels.
         image_processor = evaluation_image_processor(settings)
     check_image_size(model, settings.image_size, training_args)
-    train_transform = Uint8TrainTransform(settings) if training_args.do_train else None  # uint8, crop-only decode
+    # uint8, crop-only decode in the workers; with --decode_on_device the JPEGs are decoded on the GPU
+    train_transform, collator, trainer_class = training_parts(settings, data_args, do_train=training_args.do_train)
     eval_transform = Uint8EvalTransform(settings)  # the saved processor's pixels, normalised on the device
     data = prepare_datasets(
         splits, train_transform, eval_transform, data_args, training_args, label2id=model.config.label2id
@@ -109,13 +107,13 @@ def set_up(argv: Sequence[str] | None) -> tuple[SMMixTrainer, DataArguments, Mod
     if model_args.motivator_model:
         with loading_model(model_args.motivator_model, "--motivator_model"):
             motivator = load_motivator(model_args.motivator_model, **hub_kwargs)
-    trainer = SMMixTrainer(
+    trainer = trainer_class(
         model=model,
         args=training_args,
         motivator=motivator,
         train_dataset=data.train,
         eval_dataset=data.validation,
-        data_collator=collate_image_batch,
+        data_collator=collator,
         processing_class=image_processor,
         callbacks=data.callbacks,
         **data.metric_functions,

@@ -126,3 +126,11 @@ class DataArguments:
         },
     )
     base_batch_size: int = field(default=512, metadata={"help": "The batch size base_learning_rate refers to."})
+    decode_on_device: bool = field(
+        default=False,
+        metadata={
+            "help": "Decode the training JPEGs on the GPU (torchvision.io.decode_jpeg, nvJPEG) and crop, resize, flip "
+            "and RandAugment them there, from the workers' draws; PNGs and CMYK or grayscale JPEGs stay on the CPU "
+            "path, as does everything without CUDA. Not with --streaming."
+        },
+    )
