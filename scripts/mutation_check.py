@@ -38,6 +38,7 @@ TESTS = tuple(
         "tests/test_data_crop_decode.py::test_crop_boxes_are_timms_on_the_same_seeds",
         "tests/test_data_crop_decode.py::test_dct_scaling_only_where_the_box_is_at_least_twice_the_output",
         "tests/test_data_device_batch.py::test_device_batch_equals_timms_cpu_transform",
+        "tests/test_data_device_decode.py::test_device_operations_follow_timms",
         "tests/test_draw_distributions.py::test_cutmix_box_areas_follow_timms",
         "tests/test_draw_distributions.py::test_mixup_weights_follow_beta_of_mixup_alpha",
         "tests/test_draw_distributions.py::test_mixup_switch_prob_is_the_probability_of_smmix",
@@ -473,6 +474,17 @@ MUTATIONS = (
             (
                 "pixels[:, top : top + height, left : left + width] = fill",
                 "pixels[:, left : left + height, top : top + width] = fill",
+            ),
+        ),
+    ),
+    Mutation(
+        "device_shear_wrong_way",
+        "decode on the device: ShearX shears the other way than timm's Pillow operation",
+        "data/device_augment.py",
+        (
+            (
+                '        "shear_x": lambda: [1, arg, 0, 0, 1, 0],\n',
+                '        "shear_x": lambda: [1, -arg, 0, 0, 1, 0],\n',
             ),
         ),
     ),
