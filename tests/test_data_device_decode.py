@@ -20,9 +20,9 @@ from smmix_hf.data.arguments import DataArguments
 from smmix_hf.data.device_augment import _NAMES, DEVICE_OPS, apply_rand_augment
 from smmix_hf.data.device_decode import collate_device_batch, decode_on_device
 from smmix_hf.data.device_draws import DeviceDecodeTransform
-from smmix_hf.data.device_trainer import training_parts
 from smmix_hf.data.transforms import DEIT_TRAIN_AUGMENTATION, TransformSettings, collate_image_batch
 from smmix_hf.data.uint8_transform import Uint8TrainTransform
+from smmix_hf.device_trainer import training_parts
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # Crop, flip and resize: the CPU path resizes with torch's fixed-point uint8 kernel, the device path in float32

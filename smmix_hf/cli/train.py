@@ -24,12 +24,12 @@ from smmix_hf.cli.locations import check_model_sources, check_output_path, check
 from smmix_hf.cli.parser import parse_args
 from smmix_hf.cli.preflight import check_extras, check_image_size, check_output_dir, check_push_to_hub
 from smmix_hf.config import SMMixConfig
-from smmix_hf.data.device_trainer import training_parts
 from smmix_hf.data.labels import model_label_names
 from smmix_hf.data.pipeline import PreparedData, prepare_datasets, transform_settings
 from smmix_hf.data.sources import load_image_dataset
 from smmix_hf.data.transforms import evaluation_image_processor
 from smmix_hf.data.uint8_eval import Uint8EvalTransform
+from smmix_hf.device_trainer import training_parts
 from smmix_hf.models import build_image_processor, load_model
 from smmix_hf.motivator import load_motivator
 from smmix_hf.trainer import SMMixTrainer
