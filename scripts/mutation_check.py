@@ -234,12 +234,7 @@ MUTATIONS = (
         "motivator_ignored",
         "a given motivator is not used for scores and clean logits",
         "task.py",
-        (
-            (
-                "        if self.motivator is not None:\n            return self.motivator(",
-                "        if False:\n            return self.motivator(",
-            ),
-        ),
+        (("(scorer, self.motivator, self.self_motivation)", "(scorer, self.self_motivation)"),),
     ),
     Mutation(
         "swin_shift_not_undone",
