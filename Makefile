@@ -10,7 +10,7 @@ TEST_ENV := $(OFFLINE) OMP_NUM_THREADS=1
 
 .PHONY: install test test-full mutation demo lint docs clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py smmix_hf/data/_jpeg_region.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)

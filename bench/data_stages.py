@@ -8,8 +8,10 @@ For each ImageNet-like JPEG (500×375, quality 90) both paths run back to back, 
 - **ours** (:class:`~smmix_hf.data.uint8_transform.Uint8TrainTransform`): seeding its own generators, header and
   crop box, crop-only decode, crop + resize, flip, RandAugment, uint8 tensor, erase boxes; then normalising and
   erasing on the device (:func:`~smmix_hf.data.device_batch.finish_pixels`, here on the CPU, per batch of 32, shared
-  out per image; a GPU does it in the training process, not in a worker); ``ours`` resizes with torch's
-  antialiased uint8 kernel (the default), ``ours, Pillow resize`` with Pillow's, as timm does.
+  out per image; a GPU does it in the training process, not in a worker). ``ours`` decodes the box alone with the
+  package's libjpeg-turbo extension and resizes with torch's antialiased uint8 kernel (the defaults); ``ours,
+  Pillow decode`` decodes with Pillow (rows down to the crop, as without the extension); ``ours, Pillow resize``
+  resizes with Pillow's, as timm does.
 
 It prints milliseconds per image for each stage (the median over rounds of the mean over images), the totals, their
 ratio and the load average, so a table measured on a shared machine says how shared it was::
@@ -36,7 +38,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SOURCE_SIZE = (500, 375)
-TIMM, OURS, OURS_PIL = "timm", "ours", "ours, Pillow resize"
+TIMM, OURS, OURS_PILLOW_DECODE, OURS_PILLOW_RESIZE = "timm", "ours", "ours, Pillow decode", "ours, Pillow resize"
 DEVICE = "normalise + erase on the device"
 
 
@@ -87,8 +89,9 @@ def timm_stages(transform, data: bytes, seed: int, clock: Clock) -> None:
     clock.tick("seeding")
 
 
-def our_stages(ours, data: bytes, seed: int, clock: Clock) -> dict:
-    from smmix_hf.data.crop_decode import decode_for_crop, open_image
+def our_stages(ours, data: bytes, seed: int, clock: Clock, region: bool) -> dict:
+    """``Uint8TrainTransform.__call__`` stage by stage; ``region=False`` decodes with Pillow (no extension)."""
+    from smmix_hf.data.crop_decode import dct_scale, decode_for_crop, decode_region, open_image, region_size
     from smmix_hf.data.uint8_transform import crop_box, erase_boxes
 
     clock.tick("other")
@@ -96,12 +99,21 @@ def our_stages(ours, data: bytes, seed: int, clock: Clock) -> dict:
     torch_generator = torch.Generator()
     torch_generator.manual_seed(seed)
     clock.tick("seeding")
-    image = open_image({"bytes": data, "path": None})
-    box = crop_box(rng, *image.size, ours.scale, ours.ratio)
-    clock.tick("header + box")
-    decoded, region = decode_for_crop(image, box, ours.side)
-    clock.tick("decode")
-    image = ours._crop_and_resize(decoded, region)
+    if region:
+        box = crop_box(rng, *region_size(data), ours.scale, ours.ratio)
+        clock.tick("header + box")
+        pixels = decode_region(data, box) if dct_scale(box[3], box[2], ours.side) == 1 else None
+        if pixels is None:  # a DCT-scaled decode: Pillow's draft
+            decoded, crop = decode_for_crop(open_image(data), box, ours.side)
+        clock.tick("decode")
+        image = ours._resize(pixels) if pixels is not None else ours._crop_and_resize(decoded, crop)
+    else:
+        image = open_image({"bytes": data, "path": None})
+        box = crop_box(rng, *image.size, ours.scale, ours.ratio)
+        clock.tick("header + box")
+        decoded, crop = decode_for_crop(image, box, ours.side)
+        clock.tick("decode")
+        image = ours._crop_and_resize(decoded, crop)
     clock.tick("crop + resize")
     for probability, flip in ours.flips:
         if torch.rand(1, generator=torch_generator).item() < probability:
@@ -109,7 +121,7 @@ def our_stages(ours, data: bytes, seed: int, clock: Clock) -> dict:
     clock.tick("flip")
     image = ours._augment(image, seed, rng, torch_generator)
     clock.tick("RandAugment")
-    pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+    pixels = torch.from_numpy(np.stack([np.asarray(plane) for plane in image.split()]))
     clock.tick("to tensor")
     boxes = np.zeros((ours.count, 4), dtype=np.int32)
     for row, erase in enumerate(erase_boxes(rng, ours.erasing, ours.side)):
@@ -142,7 +154,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         jpegs.append(buffer.getvalue())
     settings = deit_settings(args.image_size)
     timm_transform = build_train_transform(settings)
-    ours = {OURS: Uint8TrainTransform(settings), OURS_PIL: Uint8TrainTransform(settings, resize="pil")}
+    ours = {
+        OURS: (Uint8TrainTransform(settings), True),
+        OURS_PILLOW_DECODE: (Uint8TrainTransform(settings), False),
+        OURS_PILLOW_RESIZE: (Uint8TrainTransform(settings, resize="pil"), True),
+    }
     load_before = os.getloadavg()
     rounds: dict[str, list[dict[str, float]]] = {TIMM: [], **{path: [] for path in ours}}
     for round_index in range(args.rounds + 1):  # the first round warms up and is not counted
@@ -151,8 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         for index, data in enumerate(jpegs):
             seed = round_index * 100_000 + index
             timm_stages(timm_transform, data, seed, Clock(totals[TIMM]))
-            for path, transform in ours.items():
-                rows[path].append(our_stages(transform, data, seed, Clock(totals[path])))
+            for path, (transform, region) in ours.items():
+                rows[path].append(our_stages(transform, data, seed, Clock(totals[path]), region))
                 if len(rows[path]) == args.batch_size or index == len(jpegs) - 1:
                     start = time.perf_counter()
                     finish_pixels(collate_image_batch(rows[path]))

@@ -5,16 +5,23 @@ folder, and the same JPEG bytes into WebDataset tars and parquet shards. Then it
 and repeated, the DataLoader of each pipeline with 1 and then 2 workers:
 
 - ``torchvision``: ``torchvision.datasets.ImageFolder`` + the timm DeiT transform (the baseline);
-- ``timm``: timm's own loader (``timm.data.create_loader`` over ``ImageDataset``, the same DeiT transform, uint8
-  batches from its fast collate, normalisation and random erasing in its ``PrefetchLoader``, here on the CPU);
+- ``timm``: timm's own loader (``timm.data.create_loader`` over ``ImageDataset``, the same DeiT transform), as its
+  workers deliver: uint8 batches from its fast collate, which its ``PrefetchLoader`` then normalises and erases on
+  the GPU; ``timm-prefetch-cpu``: the same with the ``PrefetchLoader`` doing that on this CPU, in the timing loop;
 - ``ours-folder``: ``--train_dir`` as the command line loads it (map-style ``imagefolder``, undecoded image
   column, :class:`~smmix_hf.data.uint8_transform.Uint8TrainTransform`: crop-only decode, generators of its own
-  seeded per sample so that a resumed run repeats the augmentation, uint8 batches; ``finish_pixels``
-  normalises and erases each batch in the timing loop); ``ours-folder-float``: the same split with the
-  previous path (timm's transform to a normalised float tensor, the process-wide generators seeded and
-  restored around every sample);
+  seeded per sample so that a resumed run repeats the augmentation), as its workers deliver: uint8 batches with
+  what ``finish_pixels`` needs to normalise and erase them on the GPU; ``ours-folder-finish-cpu``: the same with
+  ``finish_pixels`` run on this CPU, in the timing loop; ``ours-folder-float``: the same split with the previous
+  path (timm's transform to a normalised float tensor, the process-wide generators seeded and restored around
+  every sample);
 - ``ours-folder-stream``, ``ours-webdataset``, ``ours-parquet``: ``--streaming`` over the folder, the
   tars and the parquet shards, with ``Uint8TrainTransform``.
+
+The headline ratios compare what the workers deliver, per worker: on a GPU host the normalising and erasing of a
+uint8 batch are a few kernels on the GPU, not work for the CPU cores the workers share. The ``-cpu`` pipelines show
+what a CPU-only run pays for them (and, with as many workers as cores, how the training process then competes with
+the workers).
 
 Every pipeline produces 224 px crops with the same recipe (RandAugment ``rand-m9-mstd0.5-inc1``, bicubic random
 resized crop, flip, random erasing 0.25). A pass is timed from its start to its last batch, after an untimed pass
@@ -138,8 +145,9 @@ def baseline_loader(folder: Path, args: argparse.Namespace) -> torch.utils.data.
     )
 
 
-def timm_loader(folder: Path, args: argparse.Namespace) -> object:
-    """timm's loader: ``ImageDataset`` + ``create_loader`` (fast collate, ``PrefetchLoader`` on the CPU)."""
+def timm_loader(folder: Path, args: argparse.Namespace, prefetch_on_cpu: bool = False) -> object:
+    """timm's loader: ``ImageDataset`` + ``create_loader`` (fast collate); its workers' DataLoader, or with
+    ``prefetch_on_cpu`` its ``PrefetchLoader`` normalising and erasing on this CPU."""
     from timm.data import ImageDataset, create_loader
 
     from smmix_hf.data.posterize import keep_zero_bit_posterize
@@ -165,7 +173,21 @@ def timm_loader(folder: Path, args: argparse.Namespace) -> object:
         persistent_workers=args.workers > 0,
     )
     keep_zero_bit_posterize(loader.loader.dataset.transform)  # Pillow 13 refuses 0-bit posterize (see posterize.py)
-    return loader
+    return loader if prefetch_on_cpu else loader.loader
+
+
+class FinishedOnCpu:
+    """A loader of ours whose uint8 batches ``finish_pixels`` normalises and erases on this CPU as they arrive."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader) -> None:
+        self.loader = loader
+
+    def __iter__(self):
+        from smmix_hf.data.device_batch import finish_pixels
+
+        for batch in self.loader:
+            batch["pixel_values"] = finish_pixels(batch)
+            yield batch
 
 
 def our_loader(args: argparse.Namespace, uint8: bool = True, **sources: object) -> torch.utils.data.DataLoader:
@@ -207,19 +229,14 @@ def our_loader(args: argparse.Namespace, uint8: bool = True, **sources: object) 
     )
 
 
-def time_pass(loader: torch.utils.data.DataLoader) -> float:
+def time_pass(loader: object) -> float:
     """Images per second over a full pass, from asking for the first batch to the arrival of the last.
 
     Workers are persistent and already started by an untimed pass. The pass is timed from its start because timm's
-    ``PrefetchLoader`` loads batch k + 1 before it hands over batch k. A uint8 batch of ours is finished
-    (normalised, erased) as the training step would, inside the timing.
+    ``PrefetchLoader`` loads batch k + 1 before it hands over batch k.
     """
-    from smmix_hf.data.device_batch import finish_pixels
-
     images, start = 0, time.perf_counter()
     for batch in loader:
-        if isinstance(batch, dict):
-            finish_pixels(batch)
         images += len(batch[1] if isinstance(batch, (list, tuple)) else batch["labels"])
     return images / (time.perf_counter() - start)
 
@@ -259,6 +276,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 BASELINE: lambda: baseline_loader(folder, args),
                 TIMM: lambda: timm_loader(folder, args),
                 OURS: lambda: our_loader(args, train_dir=str(folder), **validation),
+                "timm-prefetch-cpu": lambda: timm_loader(folder, args, prefetch_on_cpu=True),
+                "ours-folder-finish-cpu": lambda: FinishedOnCpu(our_loader(args, train_dir=str(folder), **validation)),
                 "ours-folder-float": lambda: our_loader(args, uint8=False, train_dir=str(folder), **validation),
                 "ours-folder-stream": lambda: our_loader(args, train_dir=str(folder), streaming=True, **validation),
                 "ours-webdataset": lambda: our_loader(

@@ -37,6 +37,7 @@ TESTS = tuple(
     for test in (
         "tests/test_data_crop_decode.py::test_crop_boxes_are_timms_on_the_same_seeds",
         "tests/test_data_crop_decode.py::test_dct_scaling_only_where_the_box_is_at_least_twice_the_output",
+        "tests/test_data_crop_decode.py::test_the_box_decoded_alone_equals_pillows_full_decode",
         "tests/test_data_device_batch.py::test_device_batch_equals_timms_cpu_transform",
         "tests/test_data_device_decode.py::test_device_operations_follow_timms",
         "tests/test_draw_distributions.py::test_cutmix_box_areas_follow_timms",
@@ -460,6 +461,17 @@ MUTATIONS = (
         "libjpeg's DCT scaling used for boxes only as large as the output: the crop is upsampled from a blurred decode",
         "data/crop_decode.py",
         (("if box_width >= scale * output_side and", "if box_width >= scale * output_side // 2 and"),),
+    ),
+    Mutation(
+        "region_decode_one_column_right",
+        "libjpeg-turbo is asked for the box one column to the right of the drawn one",
+        "data/crop_decode.py",
+        (
+            (
+                "pixels = _jpeg_region.decode_region(data, left, top, width, height)",
+                "pixels = _jpeg_region.decode_region(data, left + 1, top, width, height)",
+            ),
+        ),
     ),
     Mutation(
         "device_erase_ignores_the_workers_boxes",

@@ -1,19 +1,32 @@
-"""Decoding only what the crop needs: the crop boxes are timm's on the same seeds, the rows down to the crop are a
-full decode's, and DCT-scaled crops stay within the error JPEG coding itself makes (PSNR over 200 JPEGs)."""
+"""Decoding only what the crop needs: the crop boxes are timm's on the same seeds, the box decoded alone and the rows
+down to the crop are Pillow's full decode's, bit for bit, and DCT-scaled crops stay within the error JPEG coding
+itself makes (PSNR over 200 JPEGs)."""
 
 from __future__ import annotations
 
 import io
 import math
 import random
+import sysconfig
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from data_files import image_bytes, imagenet_like_image, imagenet_like_jpeg, jpeg_bytes
 from PIL import Image
 from timm.data.transforms import RandomResizedCropAndInterpolation
 
-from smmix_hf.data.crop_decode import dct_scale, decode_for_crop, decode_rows, open_image
+from smmix_hf.data import crop_decode
+from smmix_hf.data.crop_decode import (
+    dct_scale,
+    decode_for_crop,
+    decode_region,
+    decode_rows,
+    open_image,
+    region_decoder_available,
+    region_size,
+)
 from smmix_hf.data.transforms import TransformSettings, build_train_transform
 from smmix_hf.data.uint8_transform import Uint8TrainTransform, crop_box
 
@@ -47,6 +60,94 @@ def test_rows_down_to_the_crop_equal_a_full_decode() -> None:
         rows = decode_rows(open_image({"bytes": data, "path": None}), bottom)
         assert rows.size == (500, bottom)
         assert np.array_equal(np.asarray(rows), np.asarray(full)[:bottom])
+
+
+def _libjpeg_headers_present() -> bool:
+    include_dirs = [sysconfig.get_paths()["include"], "/usr/include", "/usr/local/include"]
+    return any((Path(folder) / "jpeglib.h").exists() for folder in include_dirs)
+
+
+needs_region_decoder = pytest.mark.skipif(
+    not region_decoder_available(), reason="built without libjpeg's headers; test_the_region_decoder_is_built says"
+)
+
+
+def test_the_region_decoder_is_built_where_libjpeg_headers_are() -> None:
+    """The extension is optional in setup.py: a build that failed would only warn. Where the headers exist (this
+    project's CI), it must have been built, or the tests below would skip and the workers silently decode whole."""
+    if _libjpeg_headers_present():
+        assert region_decoder_available(), "jpeglib.h is installed but smmix_hf.data._jpeg_region was not built"
+
+
+@needs_region_decoder
+@pytest.mark.parametrize("subsampling", [0, 1, 2], ids=["4:4:4", "4:2:2", "4:2:0"])
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_the_box_decoded_alone_equals_pillows_full_decode(subsampling: int, progressive: bool) -> None:
+    """libjpeg-turbo's decode of the box alone (columns cropped, rows above skipped) against Pillow's full decode of
+    the same file then cropped, bit for bit: odd image sizes, boxes at every edge and at iMCU column boundaries."""
+    rng, draw = np.random.default_rng(subsampling), random.Random(subsampling + 10 * progressive)
+    for _ in range(12):
+        size = (draw.randint(17, 530), draw.randint(17, 400))
+        buffer = io.BytesIO()
+        imagenet_like_image(rng, size).save(
+            buffer, "JPEG", quality=draw.choice([75, 90, 95]), subsampling=subsampling, progressive=progressive
+        )
+        data = buffer.getvalue()
+        assert region_size(data) == size
+        full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        width, height = size
+        boxes = [(0, 0, height, width), (height - 1, width - 1, 1, 1), (0, width - 5, height, 5)]
+        for _ in range(12):
+            box_width, box_height = draw.randint(1, width), draw.randint(1, height)
+            left, top = draw.randint(0, width - box_width), draw.randint(0, height - box_height)
+            if draw.random() < 0.3:
+                left -= left % 16
+            boxes.append((top, left, box_height, box_width))
+        for top, left, box_height, box_width in boxes:
+            region = decode_region(data, (top, left, box_height, box_width))
+            assert region is not None
+            assert np.array_equal(region, full[top : top + box_height, left : left + box_width]), (size, left, top)
+
+
+@needs_region_decoder
+def test_files_the_region_decoder_does_not_take_go_to_pillow() -> None:
+    """Grayscale, CMYK, PNG and corrupt data get no size (Pillow decodes them); a file cut short inside the box,
+    a box outside the image and an empty box are refused, so the caller decodes with Pillow as before."""
+
+    def encoded(mode: str, image_format: str = "JPEG") -> bytes:
+        buffer = io.BytesIO()
+        Image.new(mode, (64, 48), 90).save(buffer, image_format)
+        return buffer.getvalue()
+
+    for other in (encoded("L"), encoded("CMYK"), encoded("RGB", "PNG"), b"\xff\xd8 not a JPEG"):
+        assert region_size(other) is None
+    data = imagenet_like_jpeg(np.random.default_rng(3))
+    assert decode_region(data[: len(data) // 2], (300, 0, 50, 100)) is None
+    assert decode_region(data, (0, 450, 375, 51)) is None
+    assert decode_region(data, (0, 0, 0, 10)) is None
+
+
+@needs_region_decoder
+@pytest.mark.parametrize("resize", ["torch", "pil"])
+def test_the_transform_gives_the_same_pixels_with_and_without_the_extension(
+    resize: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The worker's output for the same seeds is the same whether libjpeg-turbo decodes the box alone or Pillow
+    decodes the image (the path without the extension), for JPEGs given as bytes, records and paths."""
+    rng = np.random.default_rng(4)
+    settings = TransformSettings(image_size=96, mean=(0.5,) * 3, std=(0.5,) * 3)
+    transform = Uint8TrainTransform(settings, resize=resize)
+    jpegs = [imagenet_like_jpeg(rng, (220, 160)) for _ in range(10)]
+    with_extension = [transform({"bytes": data, "path": None}, seed) for seed, data in enumerate(jpegs)]
+    for seed, (data, expected) in enumerate(zip(jpegs, with_extension, strict=True)):
+        (tmp_path / f"{seed}.jpg").write_bytes(data)
+        assert torch.equal(transform(str(tmp_path / f"{seed}.jpg"), seed)["pixel_values"], expected["pixel_values"])
+    monkeypatch.setattr(crop_decode, "_jpeg_region", None)
+    assert not region_decoder_available()
+    for seed, (data, expected) in enumerate(zip(jpegs, with_extension, strict=True)):
+        got = transform(data, seed)
+        assert torch.equal(got["pixel_values"], expected["pixel_values"]), seed
+        assert torch.equal(got["erase_boxes"], expected["erase_boxes"]), seed
 
 
 def test_images_that_are_not_plain_jpegs_are_decoded_whole() -> None:

@@ -1,7 +1,13 @@
-"""Decode only what a random resized crop needs: DCT scaling and the rows down to the crop's bottom edge.
+"""Decode only what a random resized crop needs: the box alone, DCT scaling, the rows down to the crop's bottom edge.
 
-The crop box is drawn on the size the JPEG header gives, before anything is decoded (:func:`open_image` reads
-only the header). Then:
+The crop box is drawn on the size the JPEG header gives, before anything is decoded (:func:`region_size` and
+:func:`open_image` read only the header). Then:
+
+- **The box alone** (:func:`decode_region`), where the package's libjpeg-turbo extension was built (``setup.py``;
+  :func:`region_decoder_available`). libjpeg-turbo skips the inverse DCT, upsampling and colour conversion of the
+  rows above the box and of the columns beside it, and stops after the box's last row. The pixels equal a full
+  decode's bit for bit. Only the entropy decoding of the rows above the box is left, which a baseline JPEG
+  cannot skip.
 
 - **DCT scaling.** Where the box is at least twice the output side in both directions, libjpeg decodes the
   image at 1/2, 1/4 or 1/8 scale (``Image.draft``): the largest power of two ``s`` with ``box / s >= output``,
@@ -10,7 +16,8 @@ only the header). Then:
 - **Rows below the crop are never decoded.** libjpeg decodes top to bottom; :func:`decode_rows` stops after
   the last row the box touches. Those rows equal a full decode's, bit for bit.
 
-Everything else (PNG, grayscale or CMYK JPEGs, images already decoded) is decoded whole, as before.
+Without the extension, :func:`decode_for_crop` does the other two with Pillow. Everything else (PNG, grayscale or
+CMYK JPEGs, images already decoded) is decoded whole, as before.
 """
 
 from __future__ import annotations
@@ -21,9 +28,25 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
-__all__ = ["Box", "dct_scale", "decode_for_crop", "decode_rows", "open_image"]
+try:
+    from smmix_hf.data import _jpeg_region
+except ImportError:  # built without a C compiler or libjpeg's headers (setup.py): Pillow decodes everything
+    _jpeg_region = None
+
+__all__ = [
+    "Box",
+    "dct_scale",
+    "decode_for_crop",
+    "decode_region",
+    "decode_rows",
+    "open_image",
+    "region_decoder_available",
+    "region_size",
+    "stored_bytes",
+]
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom, in the decoded image's pixels
 _DCT_SCALES = (8, 4, 2)
@@ -48,6 +71,51 @@ def open_image(value: Any) -> Image.Image:
         f"the image column holds {type(value).__name__} values; it must hold images, "
         "{'bytes', 'path'} records or file paths: pass --image_column_name with the column that holds the images."
     )
+
+
+def stored_bytes(value: Any) -> bytes | None:
+    """The stored file's bytes of a ``{"bytes", "path"}`` record, a path or bytes; None for anything else."""
+    if isinstance(value, Mapping):
+        data, path = value.get("bytes"), value.get("path")
+        if data is not None:
+            return bytes(data)
+        value = path
+    if isinstance(value, str) and value:
+        with open(value, "rb") as file:
+            return file.read()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return None
+
+
+def region_decoder_available() -> bool:
+    """Whether the libjpeg-turbo region decoder was built with the package (``setup.py``)."""
+    return _jpeg_region is not None
+
+
+def region_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header of a JPEG that :func:`decode_region` decodes; None for anything else (PNG,
+    grayscale or CMYK JPEGs, a file libjpeg rejects) or without the extension."""
+    if _jpeg_region is None or data[:2] != b"\xff\xd8":
+        return None
+    try:
+        return _jpeg_region.region_size(data)
+    except ValueError:
+        return None
+
+
+def decode_region(data: bytes, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The pixels of ``box`` (top, left, height, width) of a JPEG as uint8 ``[height, width, 3]`` RGB, equal to a
+    full decode's; None where libjpeg reports anything (a truncated or corrupt file), so that the caller decodes
+    with Pillow and such a file fails, or is repaired, exactly as before."""
+    if _jpeg_region is None:
+        return None
+    top, left, height, width = box
+    try:
+        pixels = _jpeg_region.decode_region(data, left, top, width, height)
+    except ValueError:
+        return None
+    return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 3)
 
 
 def dct_scale(box_width: int, box_height: int, output_side: int) -> int:

@@ -4,7 +4,8 @@
 random resized crop, flips, RandAugment or another policy, colour jitter) with three differences:
 
 - It takes the stored image (bytes, a path, a record) and decodes only what the crop needs
-  (:mod:`~smmix_hf.data.crop_decode`): the box is drawn on the size in the JPEG header first.
+  (:mod:`~smmix_hf.data.crop_decode`): the box is drawn on the size in the JPEG header first, then libjpeg-turbo
+  decodes the box alone.
 - It draws from generators of its own, seeded with the sample's seed, instead of seeding and restoring the
   process-wide Python, NumPy and torch generators around every sample (:func:`~smmix_hf.data.seeded.
   seeded_random`, 0.15-0.35 ms a sample, mostly NumPy's state). The Python draws come in timm's order from
@@ -35,7 +36,14 @@ from timm.data.random_erasing import RandomErasing
 from timm.data.transforms import RandomResizedCropAndInterpolation, str_to_pil_interp
 from torchvision import transforms
 
-from smmix_hf.data.crop_decode import decode_for_crop, open_image
+from smmix_hf.data.crop_decode import (
+    dct_scale,
+    decode_for_crop,
+    decode_region,
+    open_image,
+    region_size,
+    stored_bytes,
+)
 from smmix_hf.data.images import to_rgb
 from smmix_hf.data.transforms import TransformSettings, build_train_transform
 
@@ -162,21 +170,55 @@ class Uint8TrainTransform:
         self.count = self.erasing.max_count if self.erasing is not None else 1
         self.erase_mode = ERASE_MODES[settings.random_erasing_mode]
 
+    def _resize(self, pixels: np.ndarray) -> Image.Image:
+        """uint8 ``[H, W, 3]`` pixels of the crop box resized with the recipe's filter: with ``resize="torch"``
+        torch's vectorised antialiased resize on uint8 where it has the filter (bilinear, bicubic), else Pillow's.
+        The two agree to rounding (a few levels of 255 at most); torch's was 20% faster on the idle development
+        machine, tensor conversions included (``bench/data_stages.py``). The ``[1, 3, H, W]`` view of ``[H, W, 3]``
+        memory is channels-last, the layout torch's uint8 kernel is fastest on; its planar output goes back to
+        Pillow plane by plane (``Image.merge``, a tenth of the time a transposing copy takes)."""
+        if self.torch_mode is None:
+            return Image.fromarray(pixels).resize((self.side, self.side), self.interpolation)
+        resized = F.interpolate(
+            torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0),
+            size=(self.side, self.side),
+            mode=self.torch_mode,
+            antialias=True,
+        )
+        return Image.merge("RGB", [Image.fromarray(plane) for plane in resized[0].numpy()])
+
     def _crop_and_resize(self, decoded: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
         """Crop first, as timm does (a resize with ``box=`` would also weigh the pixels just outside the box), then
-        resize with the recipe's filter: with ``resize="torch"`` torch's vectorised antialiased resize on uint8
-        where it has the filter (bilinear, bicubic) and the box is whole pixels, else Pillow's. The two agree to
-        rounding (a few levels of 255 at most); torch's was 20% faster on the idle development machine, tensor
-        conversions included (``bench/data_stages.py``)."""
+        :meth:`_resize`; a box of fractional pixels (a DCT-scaled decode's) goes to Pillow's resize with ``box=``."""
         left, top, right, bottom = box
         whole = (math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom))
         crop = decoded.crop(whole)
-        if self.torch_mode is not None and whole == box:
-            pixels = torch.from_numpy(np.array(crop)).permute(2, 0, 1).unsqueeze(0)
-            resized = F.interpolate(pixels, size=(self.side, self.side), mode=self.torch_mode, antialias=True)
-            return Image.fromarray(resized[0].permute(1, 2, 0).contiguous().numpy())
+        if whole == box:
+            return self._resize(np.array(crop))
         region = (left - whole[0], top - whole[1], right - whole[0], bottom - whole[1])
         return crop.resize((self.side, self.side), self.interpolation, box=region)
+
+    def _decode_crop_resize(self, value: Any, rng: random.Random) -> Image.Image:
+        """Draw the crop box on the header's size, decode what it needs, resize: the box alone through libjpeg-turbo
+        where it can (:func:`~smmix_hf.data.crop_decode.decode_region`), else with Pillow."""
+        data = stored_bytes(value)
+        size = region_size(data) if data is not None else None
+        if size is not None:
+            box = crop_box(rng, *size, self.scale, self.ratio)
+            pixels = decode_region(data, box) if dct_scale(box[3], box[2], self.side) == 1 else None
+            if pixels is not None:
+                return self._resize(pixels)
+            image = open_image(data)
+        else:
+            image = open_image(data if data is not None else value)
+            if image.mode != "RGB":
+                image.load()
+                image = to_rgb(image)
+            box = crop_box(rng, *image.size, self.scale, self.ratio)
+        decoded, region = decode_for_crop(image, box, self.side)
+        if decoded.mode != "RGB":
+            decoded = to_rgb(decoded)
+        return self._crop_and_resize(decoded, region)
 
     def _augment(
         self, image: Image.Image, seed: int, rng: random.Random, torch_generator: torch.Generator
@@ -202,16 +244,7 @@ class Uint8TrainTransform:
 
     def __call__(self, value: Any, seed: int) -> dict[str, Any]:
         rng = random.Random(seed)
-        image = open_image(value)
-        if image.mode != "RGB":
-            image.load()
-            image = to_rgb(image)
-        width, height = image.size
-        box = crop_box(rng, width, height, self.scale, self.ratio)
-        decoded, (left, top, right, bottom) = decode_for_crop(image, box, self.side)
-        if decoded.mode != "RGB":
-            decoded = to_rgb(decoded)
-        image = self._crop_and_resize(decoded, (left, top, right, bottom))
+        image = self._decode_crop_resize(value, rng)
         # torchvision's flips and colour jitter draw from torch: a generator of the sample's own, in timm's order.
         torch_generator = torch.Generator()
         torch_generator.manual_seed(seed)
@@ -223,7 +256,7 @@ class Uint8TrainTransform:
         if self.erasing is not None:
             for row, erase in enumerate(erase_boxes(rng, self.erasing, self.side)):
                 boxes[row] = erase
-        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+        pixels = torch.from_numpy(np.stack([np.asarray(plane) for plane in image.split()]))  # contiguous [3, H, W]
         return {
             "pixel_values": pixels,
             "erase_boxes": torch.from_numpy(boxes),
