@@ -91,7 +91,7 @@ def timm_stages(transform, data: bytes, seed: int, clock: Clock) -> None:
 
 def our_stages(ours, data: bytes, seed: int, clock: Clock, region: bool) -> dict:
     """``Uint8TrainTransform.__call__`` stage by stage; ``region=False`` decodes with Pillow (no extension)."""
-    from smmix_hf.data.crop_decode import dct_scale, decode_for_crop, decode_region, open_image, region_size
+    from smmix_hf.data.crop_decode import decode_box, decode_for_crop, open_image, region_size
     from smmix_hf.data.uint8_transform import crop_box, erase_boxes
 
     clock.tick("other")
@@ -100,13 +100,12 @@ def our_stages(ours, data: bytes, seed: int, clock: Clock, region: bool) -> dict
     torch_generator.manual_seed(seed)
     clock.tick("seeding")
     if region:
-        box = crop_box(rng, *region_size(data), ours.scale, ours.ratio)
+        size = region_size(data)
+        box = crop_box(rng, *size, ours.scale, ours.ratio)
         clock.tick("header + box")
-        pixels = decode_region(data, box) if dct_scale(box[3], box[2], ours.side) == 1 else None
-        if pixels is None:  # a DCT-scaled decode: Pillow's draft
-            decoded, crop = decode_for_crop(open_image(data), box, ours.side)
+        pixels, crop = decode_box(data, size, box, ours.side)
         clock.tick("decode")
-        image = ours._resize(pixels) if pixels is not None else ours._crop_and_resize(decoded, crop)
+        image = ours._resize(pixels) if crop is None else ours._crop_and_resize(Image.fromarray(pixels), crop)
     else:
         image = open_image({"bytes": data, "path": None})
         box = crop_box(rng, *image.size, ours.scale, ours.ratio)

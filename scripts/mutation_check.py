@@ -38,6 +38,7 @@ TESTS = tuple(
         "tests/test_data_crop_decode.py::test_crop_boxes_are_timms_on_the_same_seeds",
         "tests/test_data_crop_decode.py::test_dct_scaling_only_where_the_box_is_at_least_twice_the_output",
         "tests/test_data_crop_decode.py::test_the_box_decoded_alone_equals_pillows_full_decode",
+        "tests/test_data_crop_decode.py::test_the_transform_gives_the_same_pixels_with_and_without_the_extension",
         "tests/test_data_device_batch.py::test_device_batch_equals_timms_cpu_transform",
         "tests/test_data_device_decode.py::test_device_operations_follow_timms",
         "tests/test_draw_distributions.py::test_cutmix_box_areas_follow_timms",
@@ -468,8 +469,19 @@ MUTATIONS = (
         "data/crop_decode.py",
         (
             (
-                "pixels = _jpeg_region.decode_region(data, left, top, width, height)",
-                "pixels = _jpeg_region.decode_region(data, left + 1, top, width, height)",
+                "pixels = _jpeg_region.decode_region(data, left, top, width, height, scale)",
+                "pixels = _jpeg_region.decode_region(data, left + 1, top, width, height, scale)",
+            ),
+        ),
+    ),
+    Mutation(
+        "dct_scaled_box_loses_its_fraction",
+        "the box mapped onto a DCT-scaled image is rounded down to whole pixels: a shift of up to a pixel",
+        "data/crop_decode.py",
+        (
+            (
+                "scaled = (left / scale, top / scale, (left + width) / scale, (top + height) / scale)\n    limit",
+                "scaled = (left // scale, top // scale, (left + width) / scale, (top + height) / scale)\n    limit",
             ),
         ),
     ),

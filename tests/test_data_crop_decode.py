@@ -110,6 +110,29 @@ def test_the_box_decoded_alone_equals_pillows_full_decode(subsampling: int, prog
 
 
 @needs_region_decoder
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_the_box_decoded_alone_at_a_dct_scale_equals_pillows_draft(scale: int) -> None:
+    """At 1/2, 1/4 and 1/8 scale, the box of the scaled image against Pillow's ``Image.draft`` decode, cropped."""
+    rng, draw = np.random.default_rng(scale), random.Random(scale)
+    for subsampling in (0, 1, 2):
+        size = (draw.randint(100, 1400), draw.randint(100, 1000))
+        buffer = io.BytesIO()
+        imagenet_like_image(rng, size).save(buffer, "JPEG", quality=90, subsampling=subsampling)
+        data = buffer.getvalue()
+        draft = Image.open(io.BytesIO(data))
+        draft.draft("RGB", (size[0] // scale, size[1] // scale))
+        full = np.asarray(draft)
+        height, width = full.shape[:2]
+        assert (width, height) == (-(-size[0] // scale), -(-size[1] // scale))
+        for _ in range(8):
+            box_width, box_height = draw.randint(1, width), draw.randint(1, height)
+            left, top = draw.randint(0, width - box_width), draw.randint(0, height - box_height)
+            region = decode_region(data, (top, left, box_height, box_width), scale)
+            assert region is not None
+            assert np.array_equal(region, full[top : top + box_height, left : left + box_width]), (size, left, top)
+
+
+@needs_region_decoder
 def test_files_the_region_decoder_does_not_take_go_to_pillow() -> None:
     """Grayscale, CMYK, PNG and corrupt data get no size (Pillow decodes them); a file cut short inside the box,
     a box outside the image and an empty box are refused, so the caller decodes with Pillow as before."""
@@ -133,11 +156,15 @@ def test_the_transform_gives_the_same_pixels_with_and_without_the_extension(
     resize: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The worker's output for the same seeds is the same whether libjpeg-turbo decodes the box alone or Pillow
-    decodes the image (the path without the extension), for JPEGs given as bytes, records and paths."""
+    decodes the image (the path without the extension), for JPEGs given as bytes, records and paths. At 48 px, the
+    boxes of 96 px and more of these 220x160 images are DCT-scaled."""
     rng = np.random.default_rng(4)
-    settings = TransformSettings(image_size=96, mean=(0.5,) * 3, std=(0.5,) * 3)
+    settings = TransformSettings(image_size=48, mean=(0.5,) * 3, std=(0.5,) * 3)
     transform = Uint8TrainTransform(settings, resize=resize)
-    jpegs = [imagenet_like_jpeg(rng, (220, 160)) for _ in range(10)]
+    jpegs = [imagenet_like_jpeg(rng, (220, 160)) for _ in range(24)]
+    scales = [dct_scale(box[3], box[2], 48) for box in (crop_box(random.Random(seed), 220, 160, transform.scale,
+              transform.ratio) for seed in range(len(jpegs)))]  # fmt: skip
+    assert 1 in scales and 2 in scales
     with_extension = [transform({"bytes": data, "path": None}, seed) for seed, data in enumerate(jpegs)]
     for seed, (data, expected) in enumerate(zip(jpegs, with_extension, strict=True)):
         (tmp_path / f"{seed}.jpg").write_bytes(data)

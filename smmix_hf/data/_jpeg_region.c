@@ -12,7 +12,9 @@
  *
  * region_size(data) -> (width, height): the size in the header of a JPEG decode_region can decode (markers only,
  * no pixels); ValueError otherwise.
- * decode_region(data, left, top, width, height) -> bytearray of height * width * 3 (RGB, row-major). Raises
+ * decode_region(data, left, top, width, height, scale=1) -> bytearray of height * width * 3 (RGB, row-major): the
+ * rectangle of the image decoded at 1/scale (1, 2, 4 or 8; libjpeg's DCT scaling, as Pillow's Image.draft), in
+ * that image's pixels. Raises
  * ValueError for anything but a three-component (YCbCr or RGB) JPEG, a rectangle outside the image, or any
  * error or warning from libjpeg (a truncated or corrupt file): the caller then decodes the image the usual way,
  * so such files behave exactly as before.
@@ -51,7 +53,7 @@ static void count_warning(j_common_ptr info, int level) {
 typedef struct {
     const unsigned char *data;
     size_t size;
-    JDIMENSION left, top, width, height;
+    JDIMENSION left, top, width, height, scale;
     unsigned char *out;
     char message[JMSG_LENGTH_MAX];
 } Request;
@@ -107,13 +109,16 @@ static int decode_into(Request *request) {
         snprintf(request->message, sizeof request->message, "not a three-component YCbCr or RGB JPEG");
         return -1;
     }
-    if (request->left + request->width > info.image_width || request->top + request->height > info.image_height) {
+    info.out_color_space = JCS_RGB;
+    info.scale_num = 1;
+    info.scale_denom = request->scale;
+    jpeg_calc_output_dimensions(&info);
+    if (request->left + request->width > info.output_width || request->top + request->height > info.output_height) {
         jpeg_destroy_decompress(&info);
         snprintf(request->message, sizeof request->message, "the rectangle reaches outside the %ux%u image",
-                 (unsigned)info.image_width, (unsigned)info.image_height);
+                 (unsigned)info.output_width, (unsigned)info.output_height);
         return -1;
     }
-    info.out_color_space = JCS_RGB;
     jpeg_start_decompress(&info);
 
     /* One pixel of context on either side, then libjpeg widens the band to whole iMCU columns on the left. */
@@ -153,13 +158,18 @@ static int decode_into(Request *request) {
 
 static PyObject *decode_region(PyObject *module, PyObject *args) {
     Py_buffer data;
-    int left, top, width, height;
+    int left, top, width, height, scale = 1;
     (void)module;
-    if (!PyArg_ParseTuple(args, "y*iiii:decode_region", &data, &left, &top, &width, &height)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*iiii|i:decode_region", &data, &left, &top, &width, &height, &scale)) return NULL;
     if (left < 0 || top < 0 || width <= 0 || height <= 0) {
         PyBuffer_Release(&data);
         PyErr_Format(PyExc_ValueError, "an empty or negative rectangle: left %d, top %d, width %d, height %d", left,
                      top, width, height);
+        return NULL;
+    }
+    if (scale != 1 && scale != 2 && scale != 4 && scale != 8) {
+        PyBuffer_Release(&data);
+        PyErr_Format(PyExc_ValueError, "scale must be 1, 2, 4 or 8, got %d", scale);
         return NULL;
     }
     PyObject *out = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)width * height * 3);
@@ -174,6 +184,7 @@ static PyObject *decode_region(PyObject *module, PyObject *args) {
         .top = (JDIMENSION)top,
         .width = (JDIMENSION)width,
         .height = (JDIMENSION)height,
+        .scale = (JDIMENSION)scale,
         .out = (unsigned char *)PyByteArray_AS_STRING(out),
     };
     int status;
@@ -206,7 +217,8 @@ static PyMethodDef methods[] = {
     {"region_size", region_size, METH_VARARGS,
      "region_size(data) -> (width, height) of a JPEG that decode_region can decode; ValueError otherwise."},
     {"decode_region", decode_region, METH_VARARGS,
-     "decode_region(data, left, top, width, height) -> RGB bytearray of the rectangle, height * width * 3."},
+     "decode_region(data, left, top, width, height, scale=1) -> RGB bytearray of the rectangle of the image decoded "
+     "at 1/scale, height * width * 3."},
     {NULL, NULL, 0, NULL},
 };
 

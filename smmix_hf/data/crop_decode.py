@@ -3,12 +3,11 @@
 The crop box is drawn on the size the JPEG header gives, before anything is decoded (:func:`region_size` and
 :func:`open_image` read only the header). Then:
 
-- **The box alone** (:func:`decode_region`), where the package's libjpeg-turbo extension was built (``setup.py``;
+- **The box alone** (:func:`decode_box`), where the package's libjpeg-turbo extension was built (``setup.py``;
   :func:`region_decoder_available`). libjpeg-turbo skips the inverse DCT, upsampling and colour conversion of the
   rows above the box and of the columns beside it, and stops after the box's last row. The pixels equal a full
-  decode's bit for bit. Only the entropy decoding of the rows above the box is left, which a baseline JPEG
-  cannot skip.
-
+  decode's bit for bit (a DCT-scaled one's where the scaling below applies). Only the entropy decoding of the
+  rows above the box is left, which a baseline JPEG cannot skip.
 - **DCT scaling.** Where the box is at least twice the output side in both directions, libjpeg decodes the
   image at 1/2, 1/4 or 1/8 scale (``Image.draft``): the largest power of two ``s`` with ``box / s >= output``,
   so the resize that follows still shrinks, and the box is mapped onto the smaller image. The pixels change
@@ -16,8 +15,8 @@ The crop box is drawn on the size the JPEG header gives, before anything is deco
 - **Rows below the crop are never decoded.** libjpeg decodes top to bottom; :func:`decode_rows` stops after
   the last row the box touches. Those rows equal a full decode's, bit for bit.
 
-Without the extension, :func:`decode_for_crop` does the other two with Pillow. Everything else (PNG, grayscale or
-CMYK JPEGs, images already decoded) is decoded whole, as before.
+Without the extension, :func:`decode_for_crop` does the other two with Pillow, to the same pixels. Everything else
+(PNG, grayscale or CMYK JPEGs, images already decoded) is decoded whole, as before.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ except ImportError:  # built without a C compiler or libjpeg's headers (setup.py
 __all__ = [
     "Box",
     "dct_scale",
+    "decode_box",
     "decode_for_crop",
     "decode_region",
     "decode_rows",
@@ -104,18 +104,41 @@ def region_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def decode_region(data: bytes, box: tuple[int, int, int, int]) -> np.ndarray | None:
-    """The pixels of ``box`` (top, left, height, width) of a JPEG as uint8 ``[height, width, 3]`` RGB, equal to a
-    full decode's; None where libjpeg reports anything (a truncated or corrupt file), so that the caller decodes
-    with Pillow and such a file fails, or is repaired, exactly as before."""
+def decode_region(data: bytes, box: tuple[int, int, int, int], scale: int = 1) -> np.ndarray | None:
+    """The pixels of ``box`` (top, left, height, width) of a JPEG decoded at ``1 / scale`` (1, 2, 4 or 8, in that
+    image's pixels) as uint8 ``[height, width, 3]`` RGB, equal to Pillow's full decode (``Image.draft`` for a scale)
+    bit for bit; None where libjpeg reports anything (a truncated or corrupt file), so that the caller decodes with
+    Pillow and such a file fails, or is repaired, exactly as before."""
     if _jpeg_region is None:
         return None
     top, left, height, width = box
     try:
-        pixels = _jpeg_region.decode_region(data, left, top, width, height)
+        pixels = _jpeg_region.decode_region(data, left, top, width, height, scale)
     except ValueError:
         return None
     return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 3)
+
+
+def decode_box(data: bytes, size: tuple[int, int], box: tuple[int, int, int, int], output_side: int):
+    """What ``box`` (top, left, height, width in the header's ``size``) needs of a JPEG, through libjpeg-turbo:
+    ``(pixels, None)`` with the box's uint8 ``[h, w, 3]`` pixels, or where :func:`dct_scale` applies ``(pixels,
+    region)`` with the whole-pixel cover of the box in the scaled image and the box in those pixels as (left, top,
+    right, bottom), ready for ``Image.resize(..., box=...)``. None where libjpeg reports anything."""
+    scale = dct_scale(box[3], box[2], output_side)
+    if scale == 1:
+        pixels = decode_region(data, box)
+        return None if pixels is None else (pixels, None)
+    top, left, height, width = box
+    scaled = (left / scale, top / scale, (left + width) / scale, (top + height) / scale)
+    limit = (-(-size[0] // scale), -(-size[1] // scale))
+    cover_left, cover_top = math.floor(scaled[0]), math.floor(scaled[1])
+    cover_right, cover_bottom = min(limit[0], math.ceil(scaled[2])), min(limit[1], math.ceil(scaled[3]))
+    cover = (cover_top, cover_left, cover_bottom - cover_top, cover_right - cover_left)
+    pixels = decode_region(data, cover, scale)
+    if pixels is None:
+        return None
+    region = (scaled[0] - cover_left, scaled[1] - cover_top, scaled[2] - cover_left, scaled[3] - cover_top)
+    return pixels, region
 
 
 def dct_scale(box_width: int, box_height: int, output_side: int) -> int:

@@ -37,9 +37,8 @@ from timm.data.transforms import RandomResizedCropAndInterpolation, str_to_pil_i
 from torchvision import transforms
 
 from smmix_hf.data.crop_decode import (
-    dct_scale,
+    decode_box,
     decode_for_crop,
-    decode_region,
     open_image,
     region_size,
     stored_bytes,
@@ -205,9 +204,12 @@ class Uint8TrainTransform:
         size = region_size(data) if data is not None else None
         if size is not None:
             box = crop_box(rng, *size, self.scale, self.ratio)
-            pixels = decode_region(data, box) if dct_scale(box[3], box[2], self.side) == 1 else None
-            if pixels is not None:
-                return self._resize(pixels)
+            decoded_box = decode_box(data, size, box, self.side)
+            if decoded_box is not None:
+                pixels, region = decoded_box
+                if region is None:
+                    return self._resize(pixels)
+                return self._crop_and_resize(Image.fromarray(pixels), region)
             image = open_image(data)
         else:
             image = open_image(data if data is not None else value)
