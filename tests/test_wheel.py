@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "smmix_hf")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "smmix_hf")
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
@@ -38,7 +38,7 @@ def installed(tmp_path_factory) -> dict:
     source.mkdir()
     for name in SOURCES:
         if (REPO_ROOT / name).is_dir():
-            shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
         else:
             shutil.copy2(REPO_ROOT / name, source / name)
     offline = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -77,6 +77,17 @@ def test_the_wheel_ships_the_recipes_and_the_command(installed):
     ]
     assert "torch>=2.4" in requirements and any(line.startswith("pyarrow") for line in requirements)
     assert any(line.startswith("torchdata") and 'extra == "stream"' in line for line in requirements)
+
+
+def test_the_wheel_compiles_the_region_decoder(installed):
+    """The wheel is built from sources without the checkout's compiled extension, and carries its own, which the
+    installed package loads (where libjpeg's headers are installed, as in CI)."""
+    if not Path("/usr/include/jpeglib.h").exists():
+        pytest.skip("no libjpeg headers here: the extension is optional and was left out")
+    names = zipfile.ZipFile(installed["wheel"]).namelist()
+    assert any(name.startswith("smmix_hf/data/_jpeg_region.") and name.endswith(".so") for name in names), names
+    code = "from smmix_hf.data import crop_decode, _jpeg_region; print(crop_decode.region_decoder_available())"
+    assert run([installed["python"], "-c", code], installed["cwd"], installed["env"]).stdout.strip() == "True"
 
 
 def test_installed_package_comes_from_the_wheel(installed):
