@@ -14,6 +14,10 @@ Trainer upgrade has one file to check:
 - ``_init_training_state`` / ``_run_epoch``: a stream resumes at its saved position instead of reading
   and discarding batches; the Trainer has no hook around its data loader or its epoch loop.
 - ``_save_checkpoint``: a diverged run must stop *before* its checkpoint is written; ``on_save`` runs after.
+- ``_prepare_inputs``: ``--decode_on_device`` decodes the batch's JPEG bytes on the device
+  (:meth:`TrainerPrivateOverrides.decode_batch`, which :class:`~smmix_hf.device_trainer.DeviceDecodeTrainer`
+  overrides) while the bytes are still on the host, before the Trainer moves the batch; ``compute_loss`` sees the
+  batch only after that move.
 
 Faults of libraries worked around (each applies to the versions named; the tests in
 ``tests/test_compat.py`` reproduce those that can be reproduced and fail once upstream fixes them,
@@ -101,6 +105,13 @@ class TrainerPrivateOverrides(Trainer):
     @property
     def streams_training_data(self) -> bool:
         return isinstance(self.train_dataset, datasets.IterableDataset)
+
+    def decode_batch(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The batch as the Trainer then moves it to the device; unchanged here."""
+        return inputs
+
+    def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return super()._prepare_inputs(self.decode_batch(inputs))
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         self.stop_if_nonfinite(f"saving the checkpoint of step {self.state.global_step}")

@@ -2,9 +2,10 @@
 
 :func:`training_parts` picks them for ``smmix-train``: :class:`~smmix_hf.data.device_draws.DeviceDecodeTransform`
 in the workers, :func:`~smmix_hf.data.device_decode.collate_device_batch`, and :class:`DeviceDecodeTrainer`,
-whose ``_prepare_inputs`` keeps the encoded bytes on the host (``decode_jpeg`` reads them from there) and
-decodes the batch on the training device. Without the flag, or without CUDA (with a warning), the CPU worker path
-runs. A setting the device path cannot run is refused in one sentence.
+whose ``decode_batch`` (called from the Trainer's ``_prepare_inputs``, see :mod:`smmix_hf._compat`) decodes the
+batch on the training device while the encoded bytes are still on the host (``decode_jpeg`` reads them from
+there). Without the flag, or without CUDA (with a warning), the CPU worker path runs. A setting the device path
+cannot run is refused in one sentence.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ logger = logging.getLogger("smmix_hf")
 class DeviceDecodeTrainer(SMMixTrainer):
     """:class:`~smmix_hf.trainer.SMMixTrainer` whose batches are decoded on the device before the step."""
 
-    def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return super()._prepare_inputs(decode_on_device(inputs, self.args.device))
+    def decode_batch(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return decode_on_device(inputs, self.args.device)
 
 
 def training_parts(

@@ -112,3 +112,16 @@ def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
 def imagenet_like_jpeg(rng: np.random.Generator, size: tuple[int, int] = (500, 375), quality: int = 90) -> bytes:
     """:func:`imagenet_like_image` as a JPEG (quality 90 by default, about 106 KiB at 500x375)."""
     return jpeg_bytes(imagenet_like_image(rng, size), quality)
+
+
+class JpegRows(torch.utils.data.Dataset):
+    """Rows as an undecoded image column gives them: ``{"image": {"bytes", "path": None}, "label": index % 2}``."""
+
+    def __init__(self, jpegs: list[bytes]) -> None:
+        self.jpegs = jpegs
+
+    def __len__(self) -> int:
+        return len(self.jpegs)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": {"bytes": self.jpegs[index], "path": None}, "label": index % 2}

@@ -240,3 +240,26 @@ def test_torch_resize_equals_pillows_to_rounding() -> None:
         assert psnr(got, expected) > 50
     with pytest.raises(ValueError, match="resize must be"):
         Uint8TrainTransform(settings, resize="cv2")
+
+
+def test_auto_resize_picks_pillows_only_under_pillow_simd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``resize="auto"`` (the default) is torch's kernel under Pillow, Pillow's own under pillow-simd (faster)."""
+    import importlib.metadata
+
+    import PIL
+
+    from smmix_hf.data import uint8_transform
+
+    settings = TransformSettings(image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
+    uint8_transform.pillow_is_simd.cache_clear()
+    assert Uint8TrainTransform(settings).torch_mode == "bicubic"
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: PIL.__version__ if name == "pillow-simd" else real_version(name)
+    )
+    uint8_transform.pillow_is_simd.cache_clear()
+    try:
+        assert Uint8TrainTransform(settings).torch_mode is None
+        assert Uint8TrainTransform(settings, resize="torch").torch_mode == "bicubic"
+    finally:
+        uint8_transform.pillow_is_simd.cache_clear()

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from data_files import imagenet_like_jpeg
+from data_files import JpegRows, imagenet_like_jpeg
 from PIL import Image
 from timm.data.random_erasing import RandomErasing
 
@@ -108,21 +108,10 @@ def test_float_batches_pass_through() -> None:
     assert finish_pixels(batch) is batch["pixel_values"]
 
 
-class _Rows(torch.utils.data.Dataset):
-    def __init__(self, jpegs: list[bytes]) -> None:
-        self.jpegs = jpegs
-
-    def __len__(self) -> int:
-        return len(self.jpegs)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"image": {"bytes": self.jpegs[index], "path": None}, "label": index % 2}
-
-
 def test_the_batch_does_not_depend_on_the_worker_count(jpegs) -> None:
     augmentation = {**DEIT_TRAIN_AUGMENTATION, "random_erasing": 0.5}
     settings = TransformSettings(image_size=64, mean=MEAN, std=STD, **augmentation)
-    dataset = SeededSamples(_Rows(jpegs), seed=3, transform=make_seeded_row_transform(Uint8TrainTransform(settings)))
+    dataset = SeededSamples(JpegRows(jpegs), seed=3, transform=make_seeded_row_transform(Uint8TrainTransform(settings)))
     batches = []
     for workers in (0, 2):
         loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=workers, collate_fn=collate_image_batch)

@@ -11,15 +11,18 @@ import statistics
 import numpy as np
 import pytest
 import torch
-from data_files import imagenet_like_image, imagenet_like_jpeg
+from data_files import JpegRows, imagenet_like_image, imagenet_like_jpeg
 from messages import one_line
 from PIL import Image
 from timm.data import auto_augment
+from tiny_models import tiny_vit
 
 from smmix_hf.data.arguments import DataArguments
 from smmix_hf.data.device_augment import _NAMES, DEVICE_OPS, apply_rand_augment
 from smmix_hf.data.device_decode import collate_device_batch, decode_on_device
 from smmix_hf.data.device_draws import DeviceDecodeTransform
+from smmix_hf.data.seeded import SeededSamples
+from smmix_hf.data.seeded_rows import make_seeded_row_transform
 from smmix_hf.data.transforms import DEIT_TRAIN_AUGMENTATION, TransformSettings, collate_image_batch
 from smmix_hf.data.uint8_transform import Uint8TrainTransform
 from smmix_hf.device_trainer import training_parts
@@ -164,3 +167,32 @@ def test_without_the_flag_or_cuda_the_workers_decode(jpegs) -> None:
     if not torch.cuda.is_available():
         transform, _, _ = training_parts(settings, DataArguments(decode_on_device=True), do_train=True)
         assert type(transform) is Uint8TrainTransform
+
+
+def test_the_device_decode_trainer_decodes_each_batch_before_the_step(make_config, monkeypatch, jpegs) -> None:
+    """``DeviceDecodeTrainer`` (here on the CPU) trains from batches of JPEG bytes: every batch is decoded by
+    ``decode_on_device`` on the training device before ``compute_loss`` finishes and mixes it."""
+    import smmix_hf.device_trainer as device_trainer
+
+    decoded = []
+
+    def spy(batch, device):
+        out = decode_on_device(batch, device)
+        decoded.append((str(device), out["pixel_values"].dtype, tuple(out["pixel_values"].shape)))
+        return out
+
+    monkeypatch.setattr(device_trainer, "decode_on_device", spy)
+    settings = TransformSettings(image_size=32, mean=MEAN, std=STD, **{**DEIT_TRAIN_AUGMENTATION, "color_jitter": 0.0})
+    rows = SeededSamples(
+        JpegRows(jpegs[:8]), seed=0, transform=make_seeded_row_transform(DeviceDecodeTransform(settings))
+    )
+    trainer = device_trainer.DeviceDecodeTrainer(
+        model=tiny_vit(num_labels=2),
+        args=make_config(max_steps=2, per_device_train_batch_size=4, logging_steps=1, mixup_switch_prob=1.0),
+        train_dataset=rows,
+        data_collator=collate_device_batch,
+    )
+    trainer.train()
+    assert decoded == [("cpu", torch.uint8, (4, 3, 32, 32))] * 2
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
