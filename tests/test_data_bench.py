@@ -32,3 +32,9 @@ def test_stage_table_lists_every_stage_of_both_paths() -> None:
     for stage in ("seeding", "decode", "crop + resize", "flip", "RandAugment", "to tensor", "normalise", "erase"):
         assert re.search(rf"^\| {re.escape(stage)} \|", output, re.MULTILINE), output
     assert re.search(r"^timm / ours = [\d.]+", output, re.MULTILINE)
+
+
+def test_resize_bench_times_pillow_and_torch() -> None:
+    output = run("resize_filters.py", "--crops", "3", "--rounds", "1")
+    assert re.search(r"^(Pillow|pillow-simd) \S+\s+[\d.]+$", output, re.MULTILINE), output
+    assert re.search(r"^torch \S+ uint8\s+[\d.]+$", output, re.MULTILINE), output
