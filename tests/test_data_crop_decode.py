@@ -144,10 +144,49 @@ def test_files_the_region_decoder_does_not_take_go_to_pillow() -> None:
 
     for other in (encoded("L"), encoded("CMYK"), encoded("RGB", "PNG"), b"\xff\xd8 not a JPEG"):
         assert region_size(other) is None
+    with pytest.MonkeyPatch.context() as patch:  # a decompression bomb goes to Pillow, which refuses it
+        patch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 48 // 2 - 1)
+        assert region_size(encoded("RGB")) is None
+        with pytest.raises(Image.DecompressionBombError):
+            Uint8TrainTransform(TransformSettings(image_size=16, mean=(0.5,) * 3, std=(0.5,) * 3))(encoded("RGB"), 0)
+    assert region_size(encoded("RGB")) == (64, 48)
     data = imagenet_like_jpeg(np.random.default_rng(3))
     assert decode_region(data[: len(data) // 2], (300, 0, 50, 100)) is None
     assert decode_region(data, (0, 450, 375, 51)) is None
     assert decode_region(data, (0, 0, 0, 10)) is None
+
+
+@needs_region_decoder
+def test_damaged_jpegs_are_refused_or_decoded_never_crash() -> None:
+    """600 JPEGs with bytes overwritten or cut short (baseline, progressive, optimised Huffman tables), decoded at
+    random boxes and scales: each call gives the box's shape or None. A crash in C would end the test process."""
+    rng, draw = np.random.default_rng(6), random.Random(6)
+    sources = []
+    for subsampling, progressive in ((0, False), (2, False), (2, True), (1, True)):
+        buffer = io.BytesIO()
+        size = (draw.randint(20, 300), draw.randint(20, 300))
+        imagenet_like_image(rng, size).save(buffer, "JPEG", subsampling=subsampling, progressive=progressive,
+                                            optimize=progressive)  # fmt: skip
+        sources.append(buffer.getvalue())
+    decoded = 0
+    for _ in range(600):
+        data = bytearray(draw.choice(sources))
+        for _ in range(draw.randint(1, 8)):
+            data[draw.randrange(len(data))] = draw.randrange(256)
+        if draw.random() < 0.3:
+            data = data[: draw.randrange(len(data))]
+        size = region_size(bytes(data))
+        if size is None or not 0 < size[0] * size[1] < 4_000_000:
+            continue
+        scale = draw.choice([1, 1, 2, 8])
+        width, height = -(-size[0] // scale), -(-size[1] // scale)
+        box_width, box_height = draw.randint(1, width), draw.randint(1, height)
+        box = (draw.randint(0, height - box_height), draw.randint(0, width - box_width), box_height, box_width)
+        pixels = decode_region(bytes(data), box, scale)
+        if pixels is not None:
+            decoded += 1
+            assert pixels.shape == (box_height, box_width, 3)
+    assert decoded >= 50, "most damage leaves a decodable file"
 
 
 @needs_region_decoder

@@ -95,13 +95,17 @@ def region_decoder_available() -> bool:
 
 def region_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from the header of a JPEG that :func:`decode_region` decodes; None for anything else (PNG,
-    grayscale or CMYK JPEGs, a file libjpeg rejects) or without the extension."""
+    grayscale or CMYK JPEGs, a file libjpeg rejects, a size Pillow refuses as a decompression bomb) or without the
+    extension."""
     if _jpeg_region is None or data[:2] != b"\xff\xd8":
         return None
     try:
-        return _jpeg_region.region_size(data)
+        width, height = _jpeg_region.region_size(data)
     except ValueError:
         return None
+    if Image.MAX_IMAGE_PIXELS is not None and width * height > 2 * Image.MAX_IMAGE_PIXELS:
+        return None  # Pillow refuses it as a decompression bomb, as it did before
+    return width, height
 
 
 def decode_region(data: bytes, box: tuple[int, int, int, int], scale: int = 1) -> np.ndarray | None:
