@@ -38,6 +38,11 @@ which is the signal to delete the workaround):
   shuffled sources that do not resume): a worker first loads its position into
   the whole stream, whose per-shard lists are longer than the worker's, and fails with ``IndexError``;
   ``loader_state_for_resume`` pads the lists (that first load is discarded anyway).
+- **libjpeg-turbo 2.1.5, cropped columns under DCT scaling** (no report of this fault upstream; Debian 12's
+  library): ``jpeg_crop_scanline`` sizes each component's band from its sampling factor alone, so a 4:1:0 JPEG
+  decoded at 1/2 or 1/4 scale gets an edge column repeated into the band. The workaround lives in C, beside the
+  call: ``columns_crop_exactly`` in ``smmix_hf/data/_jpeg_region.c`` decodes such files at full width;
+  ``tests/test_data_crop_decode.py::test_a_4_1_0_jpeg_decodes_exactly_at_every_scale`` keeps it honest.
 - **accelerate 1.15 + torchdata 0.11, early workers** (accelerate#4204, open; fix proposed in PR #4234):
   ``DataLoaderAdapter.__init__`` asks the new ``StatefulDataLoader`` for its state, which starts its workers
   with epoch 0 before the Trainer sets the epoch (#4204 reports the same eager call drawing the epoch-0

@@ -34,6 +34,7 @@ from smmix_hf.data.uint8_transform import Uint8TrainTransform, crop_box
 # leaves these images at 32.2 dB from their originals (measured below); a decode shortcut must change the crop
 # by less than that. Measured: 35.4 dB at worst, 38.7 median (112 px crops of 500x375 JPEGs).
 PSNR_FLOOR_DB = 33.0
+FIXTURES = Path(__file__).parent / "fixtures" / "jpeg"
 
 
 def psnr(first: np.ndarray, second: np.ndarray) -> float:
@@ -62,9 +63,12 @@ def test_rows_down_to_the_crop_equal_a_full_decode() -> None:
         assert np.array_equal(np.asarray(rows), np.asarray(full)[:bottom])
 
 
-def _libjpeg_headers_present() -> bool:
-    include_dirs = [sysconfig.get_paths()["include"], "/usr/include", "/usr/local/include"]
-    return any((Path(folder) / "jpeglib.h").exists() for folder in include_dirs)
+def _libjpeg_turbo_headers_present() -> bool:
+    """libjpeg-turbo's headers (the extension needs its partial decode), where setup.py's compiler looks."""
+    folders = [Path(sysconfig.get_paths()["include"]), Path("/usr/include"), Path("/usr/local/include")]
+    configs = [config for folder in folders for config in (*folder.glob("jconfig.h"), *folder.glob("*/jconfig.h"))]
+    has_jpeglib = any((folder / "jpeglib.h").exists() for folder in folders)
+    return has_jpeglib and any("LIBJPEG_TURBO_VERSION" in config.read_text(errors="replace") for config in configs)
 
 
 needs_region_decoder = pytest.mark.skipif(
@@ -75,7 +79,7 @@ needs_region_decoder = pytest.mark.skipif(
 def test_the_region_decoder_is_built_where_libjpeg_headers_are() -> None:
     """The extension is optional in setup.py: a build that failed would only warn. Where the headers exist (this
     project's CI), it must have been built, or the tests below would skip and the workers silently decode whole."""
-    if _libjpeg_headers_present():
+    if _libjpeg_turbo_headers_present():
         assert region_decoder_available(), "jpeglib.h is installed but smmix_hf.data._jpeg_region was not built"
 
 
@@ -130,6 +134,28 @@ def test_the_box_decoded_alone_at_a_dct_scale_equals_pillows_draft(scale: int) -
             region = decode_region(data, (top, left, box_height, box_width), scale)
             assert region is not None
             assert np.array_equal(region, full[top : top + box_height, left : left + box_width]), (size, left, top)
+
+
+@needs_region_decoder
+@pytest.mark.parametrize("scale", [1, 2, 4, 8])
+def test_a_4_1_0_jpeg_decodes_exactly_at_every_scale(scale: int) -> None:
+    """4:1:0 chroma (4x2 luma blocks per chroma block; Pillow cannot write it, so the file was written once with
+    libjpeg-turbo's ``cjpeg -sample 4x2,1x1,1x1``): narrow boxes at every scale against Pillow's decode. libjpeg-turbo
+    2.1.5 crops its columns wrongly at 1/2 and 1/4 scale; those are decoded at full width (``_jpeg_region.c``)."""
+    data = (FIXTURES / "subsampling_4_1_0.jpg").read_bytes()
+    reference = Image.open(io.BytesIO(data))
+    assert [layer[1:3] for layer in reference.layer] == [(4, 2), (1, 1), (1, 1)]
+    if scale > 1:
+        reference.draft("RGB", (reference.size[0] // scale, reference.size[1] // scale))
+    full = np.asarray(reference.convert("RGB"))
+    height, width = full.shape[:2]
+    draw = random.Random(scale)
+    for _ in range(40):
+        box_width, box_height = draw.randint(1, max(1, width // 3)), draw.randint(1, height)
+        left, top = draw.randint(0, width - box_width), draw.randint(0, height - box_height)
+        region = decode_region(data, (top, left, box_height, box_width), scale)
+        assert region is not None
+        assert np.array_equal(region, full[top : top + box_height, left : left + box_width]), (left, top, box_width)
 
 
 @needs_region_decoder
@@ -290,15 +316,21 @@ def test_auto_resize_picks_pillows_only_under_pillow_simd(monkeypatch: pytest.Mo
     from smmix_hf.data import uint8_transform
 
     settings = TransformSettings(image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
-    uint8_transform.pillow_is_simd.cache_clear()
-    assert Uint8TrainTransform(settings).torch_mode == "bicubic"
     real_version = importlib.metadata.version
-    monkeypatch.setattr(
-        importlib.metadata, "version", lambda name: PIL.__version__ if name == "pillow-simd" else real_version(name)
-    )
-    uint8_transform.pillow_is_simd.cache_clear()
+
+    def pillow(name: str) -> str:
+        if name == "pillow-simd":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    def pillow_simd(name: str) -> str:
+        return PIL.__version__ if name == "pillow-simd" else real_version(name)
+
     try:
-        assert Uint8TrainTransform(settings).torch_mode is None
-        assert Uint8TrainTransform(settings, resize="torch").torch_mode == "bicubic"
+        for version, torch_mode in ((pillow, "bicubic"), (pillow_simd, None)):
+            monkeypatch.setattr(importlib.metadata, "version", version)
+            uint8_transform.pillow_is_simd.cache_clear()
+            assert Uint8TrainTransform(settings).torch_mode == torch_mode
+            assert Uint8TrainTransform(settings, resize="torch").torch_mode == "bicubic"
     finally:
         uint8_transform.pillow_is_simd.cache_clear()

@@ -188,8 +188,8 @@ class Uint8TrainTransform:
     def _resize(self, pixels: np.ndarray) -> Image.Image:
         """uint8 ``[H, W, 3]`` pixels of the crop box resized with the recipe's filter: with ``resize="torch"``
         torch's vectorised antialiased resize on uint8 where it has the filter (bilinear, bicubic), else Pillow's.
-        The two agree to rounding (a few levels of 255 at most); torch's was 20% faster on the idle development
-        machine, tensor conversions included (``bench/data_stages.py``). The ``[1, 3, H, W]`` view of ``[H, W, 3]``
+        The two agree to rounding (a few levels of 255 at most); torch's took a third to a fifth of Pillow's time on
+        the development machine (``bench/resize_filters.py``). The ``[1, 3, H, W]`` view of ``[H, W, 3]``
         memory is channels-last, the layout torch's uint8 kernel is fastest on; its planar output goes back to
         Pillow plane by plane (``Image.merge``, a tenth of the time a transposing copy takes)."""
         if self.torch_mode is None:
