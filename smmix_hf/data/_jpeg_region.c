@@ -77,25 +77,36 @@ static int columns_crop_exactly(j_decompress_ptr info) {
     return 1;
 }
 
-/* Reads the header; 0 with *width and *height set for a three-component YCbCr or RGB JPEG, else -1 and a message. */
-static int read_size(const unsigned char *data, size_t size, JDIMENSION *width, JDIMENSION *height, char *message) {
-    struct jpeg_decompress_struct info;
+/* Points libjpeg's errors at trap: an error escapes with longjmp (set up by the caller before it creates the
+ * decompressor, as libjpeg's example does), a warning is counted. */
+static void trap_errors(j_decompress_ptr info, ErrorTrap *trap) {
+    info->err = jpeg_std_error(&trap->base);
+    trap->base.error_exit = trap_error;
+    trap->base.emit_message = count_warning;
+    trap->message[0] = '\0';
+}
+
+/* Reads the header; 0 with *width and *height set to the size at 1/scale of a three-component YCbCr or RGB JPEG,
+ * else -1 and a message. */
+static int read_size(const unsigned char *data, size_t size, unsigned scale, JDIMENSION *width, JDIMENSION *height,
+                     char *message) {
+    struct jpeg_decompress_struct info = {0};
     ErrorTrap trap;
-    info.err = jpeg_std_error(&trap.base);
-    trap.base.error_exit = trap_error;
-    trap.base.emit_message = count_warning;
-    trap.message[0] = '\0';
-    jpeg_create_decompress(&info);
+    trap_errors(&info, &trap);
     if (setjmp(trap.escape)) {
         jpeg_destroy_decompress(&info);
         snprintf(message, JMSG_LENGTH_MAX, "libjpeg: %s", trap.message);
         return -1;
     }
+    jpeg_create_decompress(&info);
     jpeg_mem_src(&info, data, (unsigned long)size);
     jpeg_read_header(&info, TRUE);
     int plain = info.num_components == 3 && (info.jpeg_color_space == JCS_YCbCr || info.jpeg_color_space == JCS_RGB);
-    *width = info.image_width;
-    *height = info.image_height;
+    info.scale_num = 1;
+    info.scale_denom = scale;
+    jpeg_calc_output_dimensions(&info);
+    *width = info.output_width;
+    *height = info.output_height;
     jpeg_destroy_decompress(&info);
     if (!plain) {
         snprintf(message, JMSG_LENGTH_MAX, "not a three-component YCbCr or RGB JPEG");
@@ -104,40 +115,26 @@ static int read_size(const unsigned char *data, size_t size, JDIMENSION *width, 
     return 0;
 }
 
-/* Runs without the GIL: no Python API in here. Returns 0 on success, -1 with request->message set. */
+/* Runs without the GIL: no Python API in here. decode_region has checked the header and the rectangle with
+ * read_size. Returns 0 on success, -1 with request->message set. */
 static int decode_into(Request *request) {
-    struct jpeg_decompress_struct info;
+    struct jpeg_decompress_struct info = {0};
     ErrorTrap trap;
     JSAMPLE *volatile band = NULL;
 
-    info.err = jpeg_std_error(&trap.base);
-    trap.base.error_exit = trap_error;
-    trap.base.emit_message = count_warning;
-    trap.message[0] = '\0';
-    jpeg_create_decompress(&info);
+    trap_errors(&info, &trap);
     if (setjmp(trap.escape)) {
         jpeg_destroy_decompress(&info);
         free(band);
         snprintf(request->message, sizeof request->message, "libjpeg: %s", trap.message);
         return -1;
     }
+    jpeg_create_decompress(&info);
     jpeg_mem_src(&info, request->data, (unsigned long)request->size);
     jpeg_read_header(&info, TRUE);
-    if (info.num_components != 3 || (info.jpeg_color_space != JCS_YCbCr && info.jpeg_color_space != JCS_RGB)) {
-        jpeg_destroy_decompress(&info);
-        snprintf(request->message, sizeof request->message, "not a three-component YCbCr or RGB JPEG");
-        return -1;
-    }
     info.out_color_space = JCS_RGB;
     info.scale_num = 1;
     info.scale_denom = request->scale;
-    jpeg_calc_output_dimensions(&info);
-    if (request->left + request->width > info.output_width || request->top + request->height > info.output_height) {
-        jpeg_destroy_decompress(&info);
-        snprintf(request->message, sizeof request->message, "the rectangle reaches outside the %ux%u image",
-                 (unsigned)info.output_width, (unsigned)info.output_height);
-        return -1;
-    }
     jpeg_start_decompress(&info);
 
     /* One pixel of context on either side, then libjpeg widens the band to whole iMCU columns on the left. */
@@ -198,16 +195,16 @@ static PyObject *decode_region(PyObject *module, PyObject *args) {
     /* The rectangle is checked against the header before its pixels are allocated. */
     JDIMENSION image_width, image_height;
     char message[JMSG_LENGTH_MAX];
-    if (read_size((const unsigned char *)data.buf, (size_t)data.len, &image_width, &image_height, message) != 0) {
+    if (read_size((const unsigned char *)data.buf, (size_t)data.len, (unsigned)scale, &image_width, &image_height,
+                  message) != 0) {
         PyBuffer_Release(&data);
         PyErr_SetString(PyExc_ValueError, message);
         return NULL;
     }
-    size_t scaled_width = (image_width + (size_t)scale - 1) / (size_t)scale;
-    size_t scaled_height = (image_height + (size_t)scale - 1) / (size_t)scale;
-    if ((size_t)left + (size_t)width > scaled_width || (size_t)top + (size_t)height > scaled_height) {
+    if ((size_t)left + (size_t)width > image_width || (size_t)top + (size_t)height > image_height) {
         PyBuffer_Release(&data);
-        PyErr_Format(PyExc_ValueError, "the rectangle reaches outside the %zux%zu image", scaled_width, scaled_height);
+        PyErr_Format(PyExc_ValueError, "the rectangle reaches outside the %ux%u image", (unsigned)image_width,
+                     (unsigned)image_height);
         return NULL;
     }
     if ((size_t)width > (size_t)PY_SSIZE_T_MAX / 3 / (size_t)height) {
@@ -246,7 +243,7 @@ static PyObject *region_size(PyObject *module, PyObject *args) {
     char message[JMSG_LENGTH_MAX];
     (void)module;
     if (!PyArg_ParseTuple(args, "y*:region_size", &data)) return NULL;
-    int status = read_size((const unsigned char *)data.buf, (size_t)data.len, &width, &height, message);
+    int status = read_size((const unsigned char *)data.buf, (size_t)data.len, 1, &width, &height, message);
     PyBuffer_Release(&data);
     if (status != 0) {
         PyErr_SetString(PyExc_ValueError, message);
