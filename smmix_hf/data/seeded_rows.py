@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from smmix_hf.data.images import DECODE_ERRORS, SkipCounter, report_undecodable
-from smmix_hf.data.transforms import _check_label_range, _missing_column_error
+from smmix_hf.data.transforms import _check_columns, _model_labels
 
 __all__ = ["RowTransform", "SeededImageTransform", "make_seeded_row_transform"]
 
@@ -34,15 +34,9 @@ def make_seeded_row_transform(
     """``row, seed -> {"pixel_values": ..., "labels": int, ...}`` around ``transform(stored_image, seed)``."""
 
     def apply(row: Mapping[str, Any], seed: int) -> dict[str, Any]:
-        for column in (image_column, label_column):
-            if column not in row:
-                raise _missing_column_error(column, list(row), "make_seeded_row_transform")
+        _check_columns(list(row), image_column, label_column, "make_seeded_row_transform")
         value, shard = row[image_column], row.get("__url__")
-        label = int(row[label_column])
-        if num_labels is not None:
-            _check_label_range([label], [value], [shard], num_labels)
-        if label_map is not None:
-            label = int(label_map[label])
+        (label,) = _model_labels([row[label_column]], [value], [shard], num_labels, label_map)
         try:
             result = transform(value, seed)
         except DECODE_ERRORS as error:

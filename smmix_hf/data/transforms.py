@@ -344,20 +344,36 @@ def build_eval_transform(settings: TransformSettings) -> ImageTransform:
     return _ProcessorTransform(evaluation_image_processor(settings))
 
 
-def _missing_column_error(column: str, columns: Sequence[str], function: str) -> ValueError:
-    return ValueError(
-        f"The dataset has no column {column!r} (columns: {sorted(columns)}); "
-        f"pass image_column= / label_column= to {function}."
-    )
-
-
-def _check_label_range(labels: list[int], images: list[Any], shards: list[str | None], num_labels: int) -> None:
-    for label, image, shard in zip(labels, images, shards, strict=True):
-        if not 0 <= label < num_labels:
+def _check_columns(columns: Sequence[str], image_column: str, label_column: str, function: str) -> None:
+    """A dataset without the image or label column is an error naming the columns it has."""
+    for column in (image_column, label_column):
+        if column not in columns:
             raise ValueError(
-                f"image {image_source_name(image, shard)} has label {label}, outside the {num_labels} classes "
-                f"(0..{num_labels - 1}); fix the label or pass --label_names_file naming every class."
+                f"The dataset has no column {column!r} (columns: {sorted(columns)}); "
+                f"pass image_column= / label_column= to {function}."
             )
+
+
+def _model_labels(
+    labels: Sequence[Any],
+    images: Sequence[Any],
+    shards: Sequence[str | None],
+    num_labels: int | None,
+    label_map: Sequence[int] | None,
+) -> list[int]:
+    """The stored labels as the model's: each checked against ``num_labels`` (an error naming its image), then
+    mapped through ``label_map``."""
+    labels = [int(label) for label in labels]
+    if num_labels is not None:
+        for label, image, shard in zip(labels, images, shards, strict=True):
+            if not 0 <= label < num_labels:
+                raise ValueError(
+                    f"image {image_source_name(image, shard)} has label {label}, outside the {num_labels} classes "
+                    f"(0..{num_labels - 1}); fix the label or pass --label_names_file naming every class."
+                )
+    if label_map is not None:
+        labels = [int(label_map[label]) for label in labels]
+    return labels
 
 
 def _columns(outputs: list[Any]) -> dict[str, list[Any]]:
@@ -392,19 +408,13 @@ def make_batch_transform(
 
     def apply(batch: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
         """Transform one batch of rows."""
-        for column in (image_column, label_column):
-            if column not in batch:
-                raise _missing_column_error(column, list(batch), "make_batch_transform")
+        _check_columns(list(batch), image_column, label_column, "make_batch_transform")
         shards = batch.get("__url__") or [None] * len(batch[image_column])
         outputs = []
         for value, shard in zip(batch[image_column], shards, strict=True):
             image = decode_image(value, strict=strict, counter=counter, shard=shard)
             outputs.append(None if image is None else transform(image))
-        labels = [int(label) for label in batch[label_column]]
-        if num_labels is not None:
-            _check_label_range(labels, batch[image_column], shards, num_labels)
-        if label_map is not None:
-            labels = [int(label_map[label]) for label in labels]
+        labels = _model_labels(batch[label_column], batch[image_column], shards, num_labels, label_map)
         return {**_columns(outputs), "labels": labels}
 
     return apply
