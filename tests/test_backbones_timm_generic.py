@@ -17,11 +17,10 @@ import timm
 import torch
 import torch.nn.functional as F
 from reference.timm_attention import (
+    assert_timm_region_logits_follow_the_head,
     eq6_scores,
-    final_image_tokens,
     logits_of,
     reference_timm_smmix_step,
-    region_head,
     timm_module,
     unfused_attention,
 )
@@ -34,7 +33,6 @@ from smmix_hf.backbones.probe import SMMixProbe
 from smmix_hf.backbones.timm_attention import TIMM_TESTED, TimmAttentionBackbone
 from smmix_hf.backbones.timm_vit import TimmDeiTDistilledBackbone
 from smmix_hf.data.transforms import collate_image_batch
-from smmix_hf.losses import pool_region_tokens
 from smmix_hf.methods import MixSettings
 from smmix_hf.task import SMMixTask
 
@@ -128,16 +126,7 @@ def test_region_logits_go_through_what_the_model_applies_to_its_pooled_feature(l
     mask = torch.zeros(2, GRID, GRID, dtype=torch.bool)
     mask[0, :2, :2] = True
     mask[1, 1:, 2:] = True
-    with torch.no_grad():
-        plain_logits = logits_of(model, images)
-        probe = SMMixProbe(model)
-        with probe.pooling_regions(mask):
-            logits = logits_of(model, images)
-        inside, outside = pool_region_tokens(final_image_tokens(model, images), mask)
-        region_logits = probe.take_region_logits()
-        torch.testing.assert_close(region_logits[0], region_head(model)(inside), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(region_logits[1], region_head(model)(outside), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(logits, plain_logits)
+    assert_timm_region_logits_follow_the_head(model, images, mask)
 
 
 def test_transmix_class_attention_equals_the_class_tokens_softmax_row():

@@ -16,11 +16,10 @@ import pytest
 import timm
 import torch
 from reference.timm_attention import (
+    assert_timm_region_logits_follow_the_head,
     eq6_scores,
-    final_image_tokens,
     logits_of,
     reference_timm_smmix_step,
-    region_head,
     timm_module,
 )
 from run_configs import deterministic_task_step, short_run_config
@@ -38,7 +37,6 @@ from smmix_hf.backbones.timm_swin import TimmSwinBackbone
 from smmix_hf.backbones.timm_vit import TimmDeiTDistilledBackbone
 from smmix_hf.cli.train import main
 from smmix_hf.data.transforms import collate_image_batch
-from smmix_hf.losses import pool_region_tokens
 
 BATCH, CLASSES = 8, 10
 TERMS = ("loss_cls", "loss_fine", "loss_con")
@@ -183,16 +181,7 @@ def test_region_logits_go_through_what_the_model_applies_to_its_pooled_feature(f
     mask = torch.zeros(2, side, side, dtype=torch.bool)
     mask[0, : side // 2, : side // 2] = True
     mask[1, 1:, 2:] = True
-    with torch.no_grad():
-        plain_logits = logits_of(model, images)
-        probe = SMMixProbe(model)
-        with probe.pooling_regions(mask):
-            logits = logits_of(model, images)
-        inside, outside = pool_region_tokens(final_image_tokens(model, images), mask)
-        head = region_head(model)
-        torch.testing.assert_close(probe.region_logits[0], head(inside), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(probe.region_logits[1], head(outside), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(logits, plain_logits)
+    assert_timm_region_logits_follow_the_head(model, images, mask)
 
 
 # ---- one whole SMMix step against the reference ----

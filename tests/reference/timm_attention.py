@@ -142,6 +142,25 @@ def region_head(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda feature: module.head(module.head_drop(module.fc_norm(feature)))
 
 
+def assert_timm_region_logits_follow_the_head(model: nn.Module, images: torch.Tensor, mask: torch.Tensor) -> None:
+    """The probe's inside / outside logits (Eq. 9's region predictions) equal what timm's ``forward_head`` applies to
+    the model's own pooled feature, applied to the means of the final image tokens inside and outside ``mask``; the
+    forward that pools them still returns the model's plain logits."""
+    from smmix_hf.backbones.probe import SMMixProbe
+    from smmix_hf.losses import pool_region_tokens
+
+    with torch.no_grad():
+        plain_logits = logits_of(model, images)
+        probe = SMMixProbe(model)
+        with probe.pooling_regions(mask):
+            logits = logits_of(model, images)
+        inside, outside = pool_region_tokens(final_image_tokens(model, images), mask)
+        region_logits, head = probe.take_region_logits(), region_head(model)
+        torch.testing.assert_close(region_logits[0], head(inside), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(region_logits[1], head(outside), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logits, plain_logits)
+
+
 def reference_timm_smmix_step(
     model: nn.Module,
     images: torch.Tensor,
