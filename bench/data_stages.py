@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' ImageNet-like JPEGs
 
 SOURCE_SIZE = (500, 375)
 TIMM, OURS, OURS_PILLOW_DECODE, OURS_PILLOW_RESIZE = "timm", "ours", "ours, Pillow decode", "ours, Pillow resize"
@@ -138,7 +139,9 @@ def our_stages(ours, data: bytes, seed: int, clock: Clock, region: bool) -> dict
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
-    from bench.data_throughput import deit_settings, natural_image
+    from data_files import imagenet_like_jpeg
+
+    from bench.data_throughput import deit_settings
     from smmix_hf.data.crop_decode import region_decoder_available
     from smmix_hf.data.device_batch import finish_pixels
     from smmix_hf.data.transforms import build_train_transform, collate_image_batch
@@ -147,11 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     args = parse_args(argv)
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    jpegs = []
-    for _ in range(args.images):
-        buffer = io.BytesIO()
-        natural_image(rng, SOURCE_SIZE).save(buffer, "JPEG", quality=90)
-        jpegs.append(buffer.getvalue())
+    jpegs = [imagenet_like_jpeg(rng, SOURCE_SIZE) for _ in range(args.images)]
     settings = deit_settings(args.image_size)
     timm_transform = build_train_transform(settings)
     region = region_decoder_available()  # without the extension, only the Pillow decode is measured

@@ -1,6 +1,6 @@
 """Images per second per DataLoader worker for decode + DeiT training transform: ours against torchvision and timm.
 
-Writes JPEGs shaped like ImageNet's (500×375, quality 90, smooth content with texture) into an image
+Writes JPEGs shaped like ImageNet's (500×375, quality 90; the tests' ``imagenet_like_jpeg``) into an image
 folder, and the same JPEG bytes into WebDataset tars and parquet shards. Then it times, interleaved
 and repeated, the DataLoader of each pipeline with 1 and then 2 workers:
 
@@ -53,9 +53,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' ImageNet-like JPEGs
 
 SOURCE_SIZE = (500, 375)
 BASELINE = "torchvision"
@@ -80,29 +80,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def natural_image(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
-    """A smooth colour field with edges and fine texture, which JPEG compresses like a photograph."""
-    width, height = size
-    coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
-    detail = Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
-    pixels = 0.7 * np.asarray(coarse, dtype=np.float32) + 0.3 * np.asarray(detail, dtype=np.float32)
-    pixels += rng.normal(0.0, 16.0, (height, width, 1)).astype(np.float32)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-
-
 def write_data(root: Path, args: argparse.Namespace) -> tuple[Path, list[Path], list[Path], float]:
     """The image folder, the WebDataset tars, the parquet shards and the mean JPEG size in KiB."""
+    from data_files import imagenet_like_jpeg
+
     rng = np.random.default_rng(0)
     folder = root / "train"
     records = []
     for index in range(args.images):
         label = index % args.classes
-        buffer = io.BytesIO()
-        natural_image(rng, SOURCE_SIZE).save(buffer, "JPEG", quality=args.quality)
+        data = imagenet_like_jpeg(rng, SOURCE_SIZE, args.quality)
         path = folder / f"class{label:03d}" / f"img{index:06d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(buffer.getvalue())
-        records.append((f"img{index:06d}", buffer.getvalue(), label))
+        path.write_bytes(data)
+        records.append((f"img{index:06d}", data, label))
     tars, parquets = [], []
     for shard in range(args.shards):
         part = records[shard :: args.shards]
